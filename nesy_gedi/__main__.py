@@ -1,0 +1,5 @@
+import sys
+
+from nesy_gedi.cli import main
+
+sys.exit(main())

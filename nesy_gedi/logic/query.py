@@ -1,0 +1,62 @@
+"""The task's supervised query as a template: placeholder constants stand for images.
+
+Keeping the images out of the query term is what lets the engine compile one circuit per template
+and label value (`addition(a, b, 7)`) instead of one per example; the images are bound by substitution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from deepproblog.query import Query
+from problog.errors import ProbLogError
+from problog.logic import Constant, Term, list2term
+
+from nesy_gedi.config import QuerySpec
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.program import Program
+
+
+class QueryTemplate:
+    def __init__(self, spec: QuerySpec, program: Program) -> None:
+        self.program = program
+        try:
+            term = Term.from_string(spec.term)
+        except ProbLogError as exc:
+            raise UserError(f"query.term: '{spec.term}' is not a ProbLog term: {exc}") from None
+        variables = {str(v): v for v in term.variables()}
+        for name in [*spec.inputs, spec.output]:
+            if name not in variables:
+                raise UserError(f"query: variable '{name}' does not occur in query.term '{spec.term}'")
+        self.output = variables[spec.output]
+        if self.output not in term.args:
+            raise UserError(f"query.output: '{spec.output}' must be an argument of '{spec.term}' itself, not nested")
+        self.output_index = term.args.index(self.output)
+        self.images: list[Term] = []
+        substitution = {}
+        for name, form in spec.inputs.items():
+            if form == "image":
+                placeholders = [Term(name.lower())]
+                substitution[variables[name]] = placeholders[0]
+            else:
+                placeholders = [Term(f"{name.lower()}_{i}") for i in range(form)]
+                substitution[variables[name]] = list2term(placeholders)
+            self.images.extend(placeholders)
+        self.term = term.apply_term(substitution)
+
+    @property
+    def images_per_query(self) -> int:
+        return len(self.images)
+
+    def label(self, concepts: Sequence[int]) -> Term:
+        """The program's answer when the query's images have these true concepts."""
+        return self.program.answer(self.term, self.output, self.images, concepts)
+
+    def query(self, source: str, indices: Sequence[int], label: Term) -> Query:
+        """A DeepProbLog query whose images are entries `indices` of the tensor source `source`."""
+        args = list(self.term.args)
+        args[self.output_index] = label
+        substitution = {
+            ph: Term("tensor", Term(source, Constant(int(i)))) for ph, i in zip(self.images, indices, strict=True)
+        }
+        return Query(self.term(*args), substitution, output_ind=(self.output_index,))

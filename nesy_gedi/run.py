@@ -1,0 +1,132 @@
+"""`nesy-gedi run`, top to bottom: task -> data -> program and queries -> networks -> training -> metrics -> report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nesy_gedi.config import TaskConfig, dump_config
+from nesy_gedi.data.mnist import Split, load_mnist
+from nesy_gedi.data.queries import build_query_set
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.engine import DeepProbLogEngine
+from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.methods import make_method
+from nesy_gedi.metrics import concept_metrics, predict_concepts, task_accuracy
+from nesy_gedi.networks import build_network
+from nesy_gedi.report import plot_confusion, summary_table, write_report
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir, versions
+from nesy_gedi.train import Diverged, Trainer, seed_everything
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda was asked for but torch sees no GPU; use device: auto or cpu")
+    return torch.device(name)
+
+
+def to_tensor(split: Split, device: torch.device) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], the range DeepProbLog's example and EBMs use."""
+    return torch.tensor(split.images, dtype=torch.float32).div(127.5).sub(1.0).unsqueeze(1).to(device)
+
+
+def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
+    """Each network's output size is the domain of the neural predicates that use it."""
+    sizes: dict[str, int] = {}
+    for pred in program.neural_predicates:
+        if sizes.setdefault(pred.network, len(pred.domain)) != len(pred.domain):
+            raise UserError(f"{program.path}:{pred.line}: network '{pred.network}' is used with two domain sizes")
+    for name in config.networks:
+        if name not in sizes:
+            raise UserError(f"networks.{name}: no nn/4 in {program.path} uses this network; remove it or use it")
+    return sizes
+
+
+def _save_indices(path: str, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object, or numpy appends ".npz" to the temporary name
+        np.savez(f, **arrays)
+
+
+def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False) -> dict:
+    device = resolve_device(config.device)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    run.write_text(CONFIG, dump_config(config))
+    run.write_json("versions.json", versions())
+
+    mnist = load_mnist(config.data.dir, Path(config.data.cache) if config.data.cache else None, config.data.source)
+    program = Program(config.program)
+    program.check_networks(config.networks, where="the task")
+    sizes = domain_sizes(program, config)
+    template = QueryTemplate(config.query, program)
+    per_query = template.images_per_query
+    train_set = build_query_set(
+        mnist.train, "train", per_query, config.data.train_size, config.seed, template.label, "data.train_size"
+    )
+    test_set = build_query_set(
+        mnist.test, "test", per_query, config.data.test_size, config.seed, template.label, "data.test_size"
+    )
+    run.write_atomic("queries.npz", lambda tmp: _save_indices(tmp, train=train_set.indices, test=test_set.indices))
+    images = {"train": to_tensor(mnist.train, device), "test": to_tensor(mnist.test, device)}
+
+    seed_everything(config.seed)
+    networks = {name: build_network(spec.arch, sizes[name]).to(device) for name, spec in config.networks.items()}
+    engine = DeepProbLogEngine(program, networks, images, config.train.param_lr)
+    method = make_method(config.method, config.method_args, networks)
+    trainer = Trainer(engine, method, template, train_set, images["train"], config.train, config.seed, run)
+    if resume and run.has(CHECKPOINT):
+        trainer.restore()
+        print(f"resuming from step {trainer.step} of {trainer.total_steps}")
+
+    metrics: dict = {
+        "task": config.name,
+        "method": config.method,
+        "seed": config.seed,
+        "command": command,
+        "data_source": mnist.source,
+        "train_queries": len(train_set),
+        "test_queries": len(test_set),
+    }
+    try:
+        result = trainer.train()
+    except Diverged as exc:
+        metrics.update(
+            status="diverged",
+            diverged_at_step=exc.step,
+            loss_terms=exc.terms,
+            train_steps=exc.step - 1,
+            train_seconds=trainer.seconds,
+        )
+        run.write_json(METRICS, metrics)
+        write_report(run, config.name, config.method, metrics, [])
+        raise
+    metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds)
+
+    started = time.perf_counter()
+    metrics["task_accuracy"] = task_accuracy(engine, template, test_set, config.eval.batch_size)
+    pictures, per_network = [], {}
+    for pred in {p.network: p for p in program.neural_predicates}.values():
+        keep = mnist.test.labels < len(pred.domain)
+        predicted = predict_concepts(networks[pred.network], images["test"][torch.as_tensor(keep)])
+        per_network[pred.network] = concept_metrics(predicted, mnist.test.labels[keep], len(pred.domain))
+        pictures.append(
+            plot_confusion(run, pred.network, per_network[pred.network]["confusion"], [str(v) for v in pred.domain])
+        )
+    first = per_network[program.neural_predicates[0].network]
+    metrics.update(
+        concept_accuracy=first["concept_accuracy"],
+        nmi=first["nmi"],
+        concepts=per_network,
+        eval_seconds=time.perf_counter() - started,
+    )
+    run.write_json(METRICS, metrics)
+    write_report(run, config.name, config.method, metrics, pictures)
+    print(summary_table(metrics))
+    print(f"run folder: {run.path}")
+    return metrics

@@ -1,0 +1,87 @@
+"""A run folder: everything a run leaves behind, each file written atomically so nothing is half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CONFIG = "config.yaml"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+LOG = "train_log.jsonl"
+PACKAGES = ("nesy_gedi", "torch", "torchvision", "deepproblog", "problog", "pysdd", "numpy", "scikit-learn", "pydantic")
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def write_atomic(self, name: str, write: Any) -> Path:
+        """Write through a temporary file in the same folder, then rename over the target."""
+        target = self.path / name
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return target
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self.write_atomic(name, lambda tmp: Path(tmp).write_text(text))
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return self.write_text(name, json.dumps(data, indent=2, default=str) + "\n")
+
+    def save_torch(self, name: str, data: Any) -> Path:
+        return self.write_atomic(name, lambda tmp: torch.save(data, tmp))
+
+    def load_torch(self, name: str) -> Any:
+        return torch.load(self.path / name, weights_only=False)
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def append_log(self, rows: list[dict]) -> None:
+        """Training-log rows (JSON lines); flushed at each checkpoint, so the log matches the checkpoint."""
+        with open(self.path / LOG, "a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+
+    def truncate_log(self, step: int) -> None:
+        """On resume, drop log rows written after the checkpoint the run restarts from."""
+        if not self.has(LOG):
+            return
+        rows = [line for line in (self.path / LOG).read_text().splitlines() if json.loads(line)["step"] <= step]
+        self.write_text(LOG, "".join(row + "\n" for row in rows))
+
+    def read_log(self) -> list[dict]:
+        if not self.has(LOG):
+            return []
+        return [json.loads(line) for line in (self.path / LOG).read_text().splitlines()]
+
+
+def versions() -> dict[str, str]:
+    """Package versions and the machine, kept with every run for reproducibility."""
+    found = {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    found["torch_threads"] = str(torch.get_num_threads())
+    found["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return found

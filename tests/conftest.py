@@ -1,0 +1,35 @@
+"""Shared fixtures: real MNIST from the cache (`make test` fetches it first) and a tiny task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nesy_gedi.data.mnist import Mnist, load_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Mnist:
+    return load_mnist()
+
+
+@pytest.fixture
+def task_file(tmp_path: Path):
+    """Write a task YAML next to a copy of the addition program; returns a function taking edits."""
+
+    def write(text: str | None = None, program: str | None = None, **changes) -> Path:
+        (tmp_path / "prog.pl").write_text(program or (ROOT / "programs" / "mnist_addition.pl").read_text())
+        if text is None:
+            data = yaml.safe_load((ROOT / "tasks" / "mnist_add.yaml").read_text())
+            data["program"] = "prog.pl"
+            data.update(changes)
+            text = yaml.safe_dump(data, sort_keys=False)
+        path = tmp_path / "task.yaml"
+        path.write_text(text)
+        return path
+
+    return write

@@ -1,0 +1,69 @@
+"""Programs: syntax errors with their line, neural predicates, and labels computed by the program."""
+
+from __future__ import annotations
+
+import pytest
+from problog.logic import Constant
+
+from nesy_gedi.config import QuerySpec
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.query import QueryTemplate
+
+from .conftest import ROOT
+
+
+def template(program: str, term="addition(A, B, Sum)", inputs=None) -> QueryTemplate:
+    spec = QuerySpec(term=term, output="Sum", inputs=inputs or {"A": "image", "B": "image"})
+    return QueryTemplate(spec, Program(ROOT / "programs" / program))
+
+
+def test_addition_labels_come_from_the_program():
+    t = template("mnist_addition.pl")
+    assert t.label([3, 5]) == Constant(8)
+    assert t.label([9, 9]) == Constant(18)
+    query = t.query("train", [10, 11], Constant(8))
+    assert str(query.query) == "addition(a,b,8)"
+    assert str(query.substitute().query) == "addition(tensor(train(10)),tensor(train(11)),8)"
+
+
+@pytest.mark.parametrize("n, concepts, total", [(1, [4, 7], 11), (2, [1, 2, 3, 4], 46), (3, [9, 9, 9, 0, 0, 1], 1000)])
+def test_multi_digit_labels(n, concepts, total):
+    t = template("mnist_multi_addition.pl", inputs={"A": n, "B": n})
+    assert t.images_per_query == 2 * n
+    assert t.label(concepts) == Constant(total)
+
+
+def test_syntax_error_names_line(tmp_path):
+    path = tmp_path / "bad.pl"
+    path.write_text("nn(net,[X],Y,[0,1]) :: d(X,Y).\n\nfoo(X) :- d(X, Y.\n")
+    with pytest.raises(UserError, match=r"bad.pl:3: program syntax error"):
+        Program(path)
+
+
+def test_undefined_network_names_line(tmp_path):
+    path = tmp_path / "p.pl"
+    path.write_text("% comment\nnn(other_net,[X],Y,[0,1]) :: d(X,Y).\n")
+    with pytest.raises(UserError, match=r"p.pl:2: neural predicate d/2 uses network 'other_net'"):
+        Program(path).check_networks(["mnist_net"], where="task.yaml")
+
+
+def test_unprovable_query(tmp_path):
+    path = tmp_path / "p.pl"
+    path.write_text(
+        "nn(mnist_net,[X],Y,[0,1,2,3,4,5,6,7,8,9]) :: digit(X,Y).\n"
+        "addition(X,Y,Z) :- digit(X,A), digit(Y,B), A < 5, Z is A+B.\n"
+    )
+    spec = QuerySpec(term="addition(A, B, Sum)", output="Sum", inputs={"A": "image", "B": "image"})
+    t = QueryTemplate(spec, Program(path))
+    assert t.label([1, 2]) == Constant(3)
+    with pytest.raises(UserError, match="proves no answer for the query addition"):
+        t.label([7, 2])
+    spec = QuerySpec(term="sum_of(A, B, Sum)", output="Sum", inputs={"A": "image", "B": "image"})
+    with pytest.raises(UserError, match="sum_of"):
+        QueryTemplate(spec, Program(path)).label([1, 2])
+
+
+def test_query_variables_must_exist():
+    with pytest.raises(UserError, match="variable 'C' does not occur"):
+        template("mnist_addition.pl", inputs={"A": "image", "C": "image"})

@@ -1,0 +1,104 @@
+"""Training on small slices of real MNIST: the loss is DeepProbLog's, runs learn, repeat and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from deepproblog.train import TrainObject
+
+from nesy_gedi.config import QuerySpec, load_config
+from nesy_gedi.logic.engine import DeepProbLogEngine
+from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.networks import build_network
+from nesy_gedi.run import run_task, to_tensor
+from nesy_gedi.rundir import RunDir
+from nesy_gedi.train import Interrupted, Trainer, symbolic_loss
+
+from .conftest import ROOT
+
+TINY = {"data.train_size": "600", "data.test_size": "100", "train.checkpoint_every": "100"}
+
+
+def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
+    torch.manual_seed(0)
+    program = Program(ROOT / "programs" / "mnist_addition.pl")
+    template = QueryTemplate(
+        QuerySpec(term="addition(A,B,S)", output="S", inputs={"A": "image", "B": "image"}), program
+    )
+    net = build_network("mnist_lenet", 10)
+    engine = DeepProbLogEngine(program, {"mnist_net": net}, {"train": to_tensor(mnist.train, torch.device("cpu"))}, 0.1)
+    queries = [
+        template.query("train", [2 * i, 2 * i + 1], template.label(mnist.train.labels[2 * i : 2 * i + 2]))
+        for i in range(8)
+    ]
+
+    ours = symbolic_loss(engine.probabilities(queries))
+    ours.backward()
+    our_grads = [p.grad.clone() for p in net.parameters()]
+
+    net.zero_grad()
+    theirs = TrainObject(engine.model).get_loss(queries, engine.model.solver.semiring.cross_entropy)
+    assert float(ours) == pytest.approx(theirs, rel=1e-6)
+    for mine, dpl in zip(our_grads, (p.grad for p in net.parameters()), strict=True):
+        assert torch.allclose(mine, dpl, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
+    metrics = run_task(config, RunDir(folder), command="test")
+    return folder, metrics
+
+
+def test_tiny_run_learns_and_writes_its_folder(tiny_run):
+    folder, metrics = tiny_run
+    for name in (
+        "config.yaml",
+        "versions.json",
+        "metrics.json",
+        "checkpoint.pt",
+        "train_log.jsonl",
+        "confusion_mnist_net.png",
+        "report.md",
+        "queries.npz",
+    ):
+        assert (folder / name).is_file(), name
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["task_accuracy"] == metrics["task_accuracy"]
+    assert {"task_accuracy", "concept_accuracy", "nmi", "train_seconds"} <= saved.keys()
+    # chance: 0.1 for a digit; the most frequent sum (9) is about 0.1 of the queries
+    assert metrics["concept_accuracy"] > 0.3
+    assert metrics["task_accuracy"] > 0.2
+    assert len((folder / "train_log.jsonl").read_text().splitlines()) == metrics["train_steps"] == 300
+
+
+def comparable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k != "command"}
+
+
+def test_same_seed_same_metrics(tiny_run, tmp_path):
+    config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
+    assert comparable(run_task(config, RunDir(tmp_path), command="test")) == comparable(tiny_run[1])
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypatch):
+    config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
+    original = Trainer._train_step
+
+    def interrupt_at_150(self, rows):
+        if self.step == 150:
+            raise KeyboardInterrupt
+        return original(self, rows)
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupt_at_150)
+    with pytest.raises(Interrupted):
+        run_task(config, RunDir(tmp_path), command="test")
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 150
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    resumed = run_task(load_config(tmp_path / "config.yaml"), RunDir(tmp_path), command="test", resume=True)
+    assert comparable(resumed) == comparable(tiny_run[1])
+    assert len((tmp_path / "train_log.jsonl").read_text().splitlines()) == 300
