@@ -46,6 +46,7 @@ class DataSpec(_Strict):
 class TrainSpec(_Strict):
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: PositiveFloat = 1e-3
+    schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay lr to 0 over the run")
     param_lr: PositiveFloat = Field(0.1, description="SGD step for learnable t(_) probabilities")
     batch_size: PositiveInt = 2
     epochs: PositiveInt = 1

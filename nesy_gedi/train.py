@@ -78,6 +78,7 @@ class Trainer:
         engine.set_optimizers(self.optimizers)
         self.steps_per_epoch = math.ceil(len(train_set) / spec.batch_size)
         self.total_steps = spec.iterations or spec.epochs * self.steps_per_epoch
+        self.schedulers = {name: self._scheduler(opt) for name, opt in self.optimizers.items()}
         self.step = 0
         self.seconds = 0.0
         self._pending: list[dict] = []
@@ -85,6 +86,11 @@ class Trainer:
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
         cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[self.spec.optimizer]
         return cls(net.parameters(), lr=self.spec.lr)
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        if self.spec.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.total_steps)
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
 
     def _order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.train_set))
@@ -99,6 +105,7 @@ class Trainer:
                 "seconds": self.seconds,
                 "networks": {n: net.state_dict() for n, net in self.engine.networks.items()},
                 "optimizers": {n: opt.state_dict() for n, opt in self.optimizers.items()},
+                "schedulers": {n: sched.state_dict() for n, sched in self.schedulers.items()},
                 "parameters": list(self.engine.parameters),
                 "torch_rng": torch.get_rng_state(),
                 "numpy_rng": np.random.get_state(),
@@ -112,6 +119,7 @@ class Trainer:
         for name, net in self.engine.networks.items():
             net.load_state_dict(state["networks"][name])
             self.optimizers[name].load_state_dict(state["optimizers"][name])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
         self.engine.parameters[:] = state["parameters"]
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
@@ -166,6 +174,8 @@ class Trainer:
             raise Diverged(self.step + 1, values)
         loss.backward()
         self.engine.step()
+        for scheduler in self.schedulers.values():
+            scheduler.step()
         return {
             "loss": float(loss),
             **{f"loss_{k}": v for k, v in values.items()},
