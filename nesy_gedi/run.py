@@ -83,6 +83,8 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     if resume and run.has(CHECKPOINT):
         trainer.restore()
         print(f"resuming from step {trainer.step} of {trainer.total_steps}")
+    elif resume:
+        print("no checkpoint in the run folder yet: starting from step 0")
 
     metrics: dict = {
         "task": config.name,

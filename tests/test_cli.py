@@ -13,6 +13,8 @@ from nesy_gedi.cli import main
 PROGRAM = (
     "nn(mnist_net,[X],Y,[0,1,2,3,4,5,6,7,8,9]) :: digit(X,Y).\naddition(X,Y,Z) :- digit(X,A), digit(Y,B), Z is A+B.\n"
 )
+# keeps a case that wrongly passes validation from starting a long run
+SMALL = ("--set", "data.train_size=10", "--set", "data.test_size=10", "--set", "train.iterations=1")
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
@@ -24,7 +26,10 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda t: t.replace("epochs: 1", "epochs: 1\n  epoks: 2"), r"task.yaml:\d+: key 'train.epoks': no such key"),
+        (
+            lambda t: t.replace("batch_size: 2", "batch_size: 2\n  epoks: 2"),
+            r"task.yaml:\d+: key 'train.epoks': no such key",
+        ),
         (
             lambda t: t.replace("batch_size: 2", "batch_size: 2.5"),
             r"key 'train.batch_size': Input should be a valid integer",
@@ -34,8 +39,10 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:
 )
 def test_bad_task_files(task_file, capsys, edit, expected):
     path = task_file()
-    path.write_text(edit(path.read_text()))
-    code, err = run_cli(capsys, "run", str(path))
+    edited = edit(path.read_text())
+    assert edited != path.read_text()
+    path.write_text(edited)
+    code, err = run_cli(capsys, "run", str(path), *SMALL)
     assert code == 2
     assert "Traceback" not in err
     assert re.search(expected, err), err
@@ -54,7 +61,7 @@ def test_bad_task_files(task_file, capsys, edit, expected):
 )
 def test_bad_programs(task_file, capsys, program, expected):
     path = task_file(program=program)
-    code, err = run_cli(capsys, "run", str(path), "--set", "data.train_size=10", "--set", "data.test_size=10")
+    code, err = run_cli(capsys, "run", str(path), *SMALL)
     assert code == 2
     assert "Traceback" not in err
     assert re.search(expected, err), err

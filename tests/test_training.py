@@ -19,7 +19,14 @@ from nesy_gedi.train import Interrupted, Trainer, symbolic_loss
 
 from .conftest import ROOT
 
-TINY = {"data.train_size": "600", "data.test_size": "100", "train.checkpoint_every": "100"}
+# 800 steps on 1,600 queries: past the plateau where DeepProbLog's digits are still undecided (~20 s)
+TINY = {
+    "data.train_size": "1600",
+    "data.test_size": "100",
+    "train.iterations": "800",
+    "train.schedule": "constant",
+    "train.checkpoint_every": "200",
+}
 
 
 def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
@@ -71,9 +78,9 @@ def test_tiny_run_learns_and_writes_its_folder(tiny_run):
     assert saved["task_accuracy"] == metrics["task_accuracy"]
     assert {"task_accuracy", "concept_accuracy", "nmi", "train_seconds"} <= saved.keys()
     # chance: 0.1 for a digit; the most frequent sum (9) is about 0.1 of the queries
-    assert metrics["concept_accuracy"] > 0.3
-    assert metrics["task_accuracy"] > 0.2
-    assert len((folder / "train_log.jsonl").read_text().splitlines()) == metrics["train_steps"] == 300
+    assert metrics["concept_accuracy"] > 0.5
+    assert metrics["task_accuracy"] > 0.4
+    assert len((folder / "train_log.jsonl").read_text().splitlines()) == metrics["train_steps"] == 800
 
 
 def comparable(metrics: dict) -> dict:
@@ -89,16 +96,16 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypa
     config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
     original = Trainer._train_step
 
-    def interrupt_at_150(self, rows):
-        if self.step == 150:
+    def interrupt_at_400(self, rows):
+        if self.step == 400:
             raise KeyboardInterrupt
         return original(self, rows)
 
-    monkeypatch.setattr(Trainer, "_train_step", interrupt_at_150)
+    monkeypatch.setattr(Trainer, "_train_step", interrupt_at_400)
     with pytest.raises(Interrupted):
         run_task(config, RunDir(tmp_path), command="test")
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 150
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 400
     monkeypatch.setattr(Trainer, "_train_step", original)
     resumed = run_task(load_config(tmp_path / "config.yaml"), RunDir(tmp_path), command="test", resume=True)
     assert comparable(resumed) == comparable(tiny_run[1])
-    assert len((tmp_path / "train_log.jsonl").read_text().splitlines()) == 300
+    assert len((tmp_path / "train_log.jsonl").read_text().splitlines()) == 800
