@@ -68,7 +68,7 @@ class TaskConfig(_Strict):
     networks: dict[str, NetworkSpec]
     method: str = "dpl"
     method_args: dict[str, Any] = Field(default_factory=dict)
-    engine: Literal["deepproblog"] = "deepproblog"
+    engine: Literal["compiled", "deepproblog"] = "compiled"
     data: DataSpec = Field(default_factory=DataSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)

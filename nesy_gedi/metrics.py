@@ -12,7 +12,7 @@ from sklearn.metrics import confusion_matrix, normalized_mutual_info_score
 from tqdm import tqdm
 
 from nesy_gedi.data.queries import QuerySet
-from nesy_gedi.logic.engine import DeepProbLogEngine
+from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.query import QueryTemplate
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from nesy_gedi.config import TaskConfig, dump_config
-from nesy_gedi.data.mnist import Split, load_mnist
+from nesy_gedi.data.mnist import Split, default_cache_dir, load_mnist
 from nesy_gedi.data.queries import build_query_set
 from nesy_gedi.errors import UserError
-from nesy_gedi.logic.engine import DeepProbLogEngine
+from nesy_gedi.logic import make_engine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import make_method
@@ -60,7 +60,8 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     run.write_text(CONFIG, dump_config(config))
     run.write_json("versions.json", versions())
 
-    mnist = load_mnist(config.data.dir, Path(config.data.cache) if config.data.cache else None, config.data.source)
+    cache = Path(config.data.cache) if config.data.cache else default_cache_dir()
+    mnist = load_mnist(config.data.dir, cache, config.data.source)
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
     sizes = domain_sizes(program, config)
@@ -77,7 +78,7 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
 
     seed_everything(config.seed)
     networks = {name: build_network(spec.arch, sizes[name]).to(device) for name, spec in config.networks.items()}
-    engine = DeepProbLogEngine(program, networks, images, config.train.param_lr)
+    engine = make_engine(config.engine, program, networks, images, config.train.param_lr, cache / "circuits")
     method = make_method(config.method, config.method_args, networks)
     trainer = Trainer(engine, method, template, train_set, images["train"], config.train, config.seed, run)
     if resume and run.has(CHECKPOINT):

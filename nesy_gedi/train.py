@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from nesy_gedi.config import TrainSpec
 from nesy_gedi.data.queries import QuerySet
-from nesy_gedi.logic.engine import DeepProbLogEngine
+from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
 from nesy_gedi.rundir import CHECKPOINT, RunDir

@@ -9,7 +9,7 @@ import torch
 from deepproblog.train import TrainObject
 
 from nesy_gedi.config import QuerySpec, load_config
-from nesy_gedi.logic.engine import DeepProbLogEngine
+from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
@@ -109,3 +109,12 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypa
     resumed = run_task(load_config(tmp_path / "config.yaml"), RunDir(tmp_path), command="test", resume=True)
     assert comparable(resumed) == comparable(tiny_run[1])
     assert len((tmp_path / "train_log.jsonl").read_text().splitlines()) == 800
+
+
+def test_both_engines_train_alike(tiny_run, tmp_path):
+    """The compiled engine (default) and DeepProbLog's own engine give the same run, up to float32 rounding."""
+    config = load_config(ROOT / "tasks" / "mnist_add.yaml", {**TINY, "engine": "deepproblog"})
+    theirs = run_task(config, RunDir(tmp_path), command="test")
+    ours = tiny_run[1]
+    assert ours["concept_accuracy"] == pytest.approx(theirs["concept_accuracy"], abs=0.02)
+    assert ours["task_accuracy"] == pytest.approx(theirs["task_accuracy"], abs=0.05)

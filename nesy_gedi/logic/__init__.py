@@ -4,3 +4,13 @@ import warnings
 
 # DeepProbLog warns on import that its optional approximate engine (SWI-Prolog) is missing; we never use it.
 warnings.filterwarnings("ignore", message="ApproximateEngine is not available")
+
+
+def make_engine(name: str, program, networks, sources, param_lr: float, cache_dir=None):
+    """The engine a task names: `compiled` (batched tensor programs) or `deepproblog` (its ExactEngine)."""
+    from nesy_gedi.logic.compiled_engine import CompiledEngine
+    from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+
+    if name == "compiled":
+        return CompiledEngine(program, networks, sources, param_lr, cache_dir)
+    return DeepProbLogEngine(program, networks, sources, param_lr)

@@ -54,6 +54,8 @@ class Program:
             raise UserError(f"{self.path}: no neural predicate; declare one as nn(Net,[X],Y,[v1,...,vn]) :: pred(X,Y).")
         self._engine = DefaultEngine()
         logic = SimpleProgram()
+        # DeepProbLog's ExactEngine loads the lists library (reverse/2, member/2, ...) for every program
+        logic.add_clause(Clause(Term("_directive"), Term("use_module", Term("library", Term("lists.pl")))))
         for clause in self.clauses:
             if self._neural(clause) is None:
                 logic.add_statement(clause)

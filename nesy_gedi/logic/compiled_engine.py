@@ -1,0 +1,356 @@
+"""Compiled batched inference: each query template is compiled once and evaluated on whole batches.
+
+A template is a query with placeholder images (`addition(a, b, 7)`, or `addition(a, b, Z)` for all
+answers at once). It is grounded and compiled to an SDD by DeepProbLog's own `ExactEngine` machinery
+(ProbLog + PySDD). Evaluating that SDD once with a *tracing* semiring records the arithmetic
+DeepProbLog's `GraphSemiring` would perform on it (same operations, same order, same constant folding)
+as a flat tensor program. Running the program on (batch,) tensors then gives, for every query of a
+batch at once, the probabilities DeepProbLog computes query by query; each network is called once
+per batch on all the images it has to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from deepproblog.query import Query
+from deepproblog.semiring.graph_semiring import GraphSemiring, get_hook
+from problog.logic import Term
+from torch import nn
+
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+from nesy_gedi.logic.program import Program
+
+CACHE_FORMAT = "nesy_gedi-tensor-program-1"
+
+
+@dataclass
+class TensorProgram:
+    """A compiled template. Nodes: ("nn", network, placeholder, column) and ("param", i) read inputs,
+    ("const", x) is a number, ("add" | "mul" | "div", i, j) and ("one_minus", i) combine earlier nodes."""
+
+    nodes: list[tuple] = field(default_factory=list)
+    answers: dict[str, int | float] = field(default_factory=dict)
+    """answer (query text with placeholders) -> node index, or the probability itself when constant"""
+    outputs: dict[str, Term] = field(default_factory=dict)
+    """answer -> the value of the query's output argument"""
+    traced: set[str] = field(default_factory=set)
+    """the queries whose circuits are recorded here"""
+    compile_seconds: float = 0.0
+    _index: dict[tuple, int] = field(default_factory=dict, repr=False)
+
+    def add(self, node: tuple) -> int:
+        """Append a node, or return the identical one recorded before (the SDD walk repeats a lot of work)."""
+        if node[0] in ("add", "mul"):  # commutative, and exactly so in floating point
+            node = (node[0], *sorted(node[1:]))
+        known = self._index.get(node)
+        if known is None:
+            known = self._index[node] = len(self.nodes)
+            self.nodes.append(node)
+        return known
+
+    def leaves(self) -> list[tuple[str, str]]:
+        """The (network, placeholder) pairs whose outputs the program reads, in a fixed order."""
+        return sorted({(n[1], n[2]) for n in self.nodes if n[0] == "nn"})
+
+    def plan(self) -> _Plan:
+        """The nodes grouped into levels (a node's operands lie in earlier levels) and, per level, by operation,
+        so that a batch is evaluated with a few tensor operations per level instead of one per node."""
+        if getattr(self, "_plan", None) is None:
+            self._plan = _Plan(self)
+        return self._plan
+
+    def run(self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each answer's probability on a batch; `outputs[(network, placeholder)]` is (batch, domain)."""
+        return self.plan().run(outputs, params)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_plan", "_index")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _index={node: i for i, node in enumerate(state["nodes"])}, _plan=None)
+
+
+class _Plan:
+    def __init__(self, program: TensorProgram) -> None:
+        nodes = program.nodes
+        self.leaves = program.leaves()
+        position = {leaf: i for i, leaf in enumerate(self.leaves)}
+        depth = [0] * len(nodes)
+        for i, node in enumerate(nodes):
+            if node[0] in ("add", "mul", "div", "one_minus"):
+                depth[i] = 1 + max(depth[j] for j in node[1:])
+        row = {}
+        rank = {"nn": 0, "param": 1, "const": 2}  # the order in which run() stacks the inputs
+
+        def key(i: int) -> tuple:
+            node = nodes[i]
+            within = (position[(node[1], node[2])], node[3]) if node[0] == "nn" else ()
+            return (depth[i], rank.get(node[0], 3), node[0], *within)
+
+        order = sorted(range(len(nodes)), key=key)
+        for i in order:
+            row[i] = len(row)
+        inputs = [i for i in order if depth[i] == 0]
+        kinds = [nodes[i][0] for i in inputs]
+        self.n_param = kinds.count("param")
+        columns: dict[tuple[str, str], list[int]] = {}
+        for i in inputs:
+            if nodes[i][0] == "nn":
+                columns.setdefault((nodes[i][1], nodes[i][2]), []).append(nodes[i][3])
+        self.nn_columns = [(leaf, torch.tensor(cols)) for leaf, cols in columns.items()]
+        self.param_index = torch.tensor([nodes[i][1] for i in inputs if nodes[i][0] == "param"], dtype=torch.long)
+        self.consts = [nodes[i][1] for i in inputs if nodes[i][0] == "const"]
+        self.levels: list[list[tuple[str, torch.Tensor, torch.Tensor | None]]] = []
+        for i in order[len(inputs) :]:
+            op, *operands = nodes[i]
+            if len(self.levels) < depth[i]:
+                self.levels.append([])
+            level = self.levels[depth[i] - 1]
+            if not level or level[-1][0] != op:
+                level.append((op, [], []))
+            level[-1][1].append(row[operands[0]])
+            level[-1][2].append(row[operands[-1]])
+        self.levels = [[(op, torch.tensor(a), torch.tensor(b)) for op, a, b in level] for level in self.levels]
+        self.answers = {name: (row[v] if isinstance(v, int) else float(v)) for name, v in program.answers.items()}
+
+    def run(self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = len(next(iter(outputs.values()))) if outputs else 1
+        parts = []
+        parts.extend(outputs[leaf][:, cols].T for leaf, cols in self.nn_columns)
+        if self.n_param:
+            parts.append(torch.stack(params)[self.param_index].unsqueeze(1).expand(-1, batch))
+        if self.consts:
+            parts.append(torch.tensor(self.consts, dtype=torch.get_default_dtype()).unsqueeze(1).expand(-1, batch))
+        values = torch.cat(parts) if parts else torch.zeros(0, batch)
+        for level in self.levels:
+            new = []
+            for op, a, b in level:
+                if op == "add":
+                    new.append(values[a] + values[b])
+                elif op == "mul":
+                    new.append(values[a] * values[b])
+                elif op == "div":
+                    new.append(values[a] / values[b])
+                else:
+                    new.append(1.0 - values[a])
+            values = torch.cat([values, *new])
+        return {
+            name: values[r] if isinstance(r, int) else torch.full((batch,), r, dtype=values.dtype)
+            for name, r in self.answers.items()
+        }
+
+
+class _Traced(int):
+    """A value during tracing: the index of its node in the program being recorded."""
+
+
+class TracingSemiring(GraphSemiring):
+    """GraphSemiring's arithmetic, recorded instead of computed; plain floats fold exactly as it folds them."""
+
+    program: TensorProgram
+
+    def _node(self, *node) -> _Traced:
+        return _Traced(self.program.add(node))
+
+    def _ref(self, value) -> int:
+        return value if isinstance(value, _Traced) else self.program.add(("const", float(value)))
+
+    def negate(self, a):
+        return self._node("one_minus", a) if isinstance(a, _Traced) else super().negate(a)
+
+    def plus(self, a, b):
+        if isinstance(a, _Traced) or isinstance(b, _Traced):
+            if type(b) is float and b == 0.0:
+                return a
+            if type(a) is float and a == 0.0:
+                return b
+            return self._node("add", self._ref(a), self._ref(b))
+        return super().plus(a, b)
+
+    def times(self, a, b):
+        if isinstance(a, _Traced) or isinstance(b, _Traced):
+            if type(b) is float and b == 1.0:
+                return a
+            if type(a) is float and a == 1.0:
+                return b
+            return self._node("mul", self._ref(a), self._ref(b))
+        return super().times(a, b)
+
+    def normalize(self, a, z):
+        if isinstance(a, _Traced) or isinstance(z, _Traced):
+            if type(z) is float and z == 1.0:
+                return a
+            return self._node("div", self._ref(a), self._ref(z))
+        return super().normalize(a, z)
+
+    def is_one(self, a):
+        return not isinstance(a, _Traced) and super().is_one(a)
+
+    def is_zero(self, a):
+        return not isinstance(a, _Traced) and super().is_zero(a)
+
+    def value(self, a, key=None):
+        if isinstance(a, Term) and a.functor == "nn":
+            inputs = a.args[1]
+            placeholder = inputs.args[0] if inputs.functor == "." else inputs
+            column = int(a.args[2]) if len(a.args) == 3 else 0
+            return self._node("nn", str(a.args[0]), str(placeholder), column)
+        if isinstance(a, Term) and a.functor == "t":
+            return self._node("param", int(a.args[0]))
+        if isinstance(a, Term) and a.functor == "tensor":
+            raise UserError(
+                f"the compiled engine does not support tensor-valued probabilities ({a}); use engine: deepproblog"
+            )
+        return super().value(a, key)
+
+
+def cache_key(program_text: str, template: Term) -> str:
+    """Stable across processes (Python's own hash() is salted per process): program, template, versions."""
+    versions = ",".join(f"{p}={metadata.version(p)}" for p in ("deepproblog", "problog", "pysdd"))
+    return hashlib.sha256(f"{CACHE_FORMAT}\n{versions}\n{template}\n{program_text}".encode()).hexdigest()
+
+
+class CompiledEngine(DeepProbLogEngine):
+    """DeepProbLog's semantics, evaluated as batched tensor programs.
+
+    Per query shape (the query with placeholders and a variable output) the engine keeps two programs:
+    the circuits of the labelled queries seen so far, traced into one program whose shared work is
+    recorded once (training), and the all-answers circuit (prediction). Both live in memory and, when
+    `cache_dir` is given, on disk under `cache_key`, so a second process reuses them.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        networks: dict[str, nn.Module],
+        sources: dict[str, torch.Tensor],
+        param_lr: float,
+        cache_dir: Path | None = None,
+    ) -> None:
+        super().__init__(program, networks, sources, param_lr)
+        self.program_text = program.text
+        self.sources = sources
+        self.cache_dir = cache_dir
+        self.programs: dict[str, TensorProgram] = {}
+
+    def _path(self, key: str) -> Path | None:
+        return self.cache_dir / f"{cache_key(self.program_text, key)}.pkl" if self.cache_dir else None
+
+    def _cached(self, key: str) -> TensorProgram:
+        if key not in self.programs:
+            path = self._path(key)
+            if path is not None and path.is_file():
+                with open(path, "rb") as f:
+                    self.programs[key] = pickle.load(f)
+            else:
+                self.programs[key] = TensorProgram()
+        return self.programs[key]
+
+    def _save(self, key: str) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with open(tmp, "wb") as f:
+            pickle.dump(self.programs[key], f)
+        os.replace(tmp, path)
+
+    def _trace(self, program: TensorProgram, query: Term, output: int) -> None:
+        """Ground and compile `query` as DeepProbLog does, then record its arithmetic into `program`."""
+        started = time.perf_counter()
+        circuit = self.model.solver.build_ac(Query(query))
+        semiring = TracingSemiring(self.model, {}, {})
+        semiring.program = program
+        for answer, value in circuit.sdd.evaluate(semiring=semiring).items():
+            program.answers[str(answer)] = int(value) if isinstance(value, _Traced) else float(value)
+            program.outputs[str(answer)] = answer.args[output]
+        program.traced.add(str(query))
+        program.compile_seconds += time.perf_counter() - started
+        program._plan = None
+
+    def program_for(self, query: Query, all_answers: bool) -> TensorProgram:
+        """The program answering `query`: all its answers, or its own label (traced on first use)."""
+        shape = str(query.variable_output().query)
+        key = f"answers:{shape}" if all_answers else f"labels:{shape}"
+        program = self._cached(key)
+        wanted = query.variable_output().query if all_answers else query.query
+        if str(wanted) not in program.traced:
+            self._trace(program, wanted, query.output_ind[0])
+            self._save(key)
+        return program
+
+    def _images(self, refs: list[Term]) -> torch.Tensor:
+        """Images for `tensor(source(i))` terms, gathered with one index per source."""
+        keys = [(ref.args[0].functor, int(ref.args[0].args[0])) for ref in refs]
+        if len({source for source, _ in keys}) == 1:
+            return self.sources[keys[0][0]][torch.tensor([i for _, i in keys])]
+        return torch.stack([self.sources[source][i] for source, i in keys])
+
+    def _parameters(self) -> list[torch.Tensor]:
+        """The program's t(_) probabilities as leaves whose gradients reach DeepProbLog's SGD, as in GraphSemiring."""
+        params = []
+        for i, value in enumerate(self.model.parameters):
+            p = torch.tensor(value, dtype=torch.get_default_dtype(), requires_grad=torch.is_grad_enabled())
+            if p.requires_grad:
+                p.register_hook(get_hook(self.model.optimizer, i))
+            params.append(p)
+        return params
+
+    def evaluate(
+        self, queries: Sequence[Query], all_answers: bool
+    ) -> list[tuple[TensorProgram, dict[str, torch.Tensor], list[int]]]:
+        """Run the program of each query shape on its queries: (program, answer probabilities, rows) per shape."""
+        groups: dict[int, tuple[TensorProgram, list[int]]] = {}
+        for row, query in enumerate(queries):
+            program = self.program_for(query, all_answers)
+            groups.setdefault(id(program), (program, []))[1].append(row)
+        plans = list(groups.values())
+        requests: dict[str, list[torch.Tensor]] = {}
+        for program, rows in plans:
+            for net, placeholder in program.leaves():
+                refs = [queries[r].substitution[Term(placeholder)] for r in rows]
+                requests.setdefault(net, []).append(self._images(refs))
+        outputs = {
+            net: iter(self.model.networks[net].network_module(torch.cat(blocks)).split([len(b) for b in blocks]))
+            for net, blocks in requests.items()
+        }
+        params = self._parameters()
+        results = []
+        for program, rows in plans:
+            leaf_outputs = {(net, ph): next(outputs[net]) for net, ph in program.leaves()}
+            results.append((program, program.run(leaf_outputs, params), rows))
+        return results
+
+    def probabilities(self, queries: Sequence[Query]) -> torch.Tensor:
+        """p(query) for each query; a query the program cannot prove has probability 0, as in DeepProbLog."""
+        parts, order = [], []
+        for _, answers, rows in self.evaluate(queries, all_answers=False):
+            names = {name: i for i, name in enumerate(answers)}
+            table = torch.stack([*answers.values(), torch.zeros(len(rows), dtype=torch.get_default_dtype())])
+            which = torch.tensor([names.get(str(queries[r].query), len(names)) for r in rows])
+            parts.append(table[which, torch.arange(len(rows))])
+            order.extend(rows)
+        return torch.cat(parts)[torch.argsort(torch.tensor(order))]
+
+    @torch.no_grad()
+    def predict(self, queries: Sequence[Query]) -> list[Term | None]:
+        predictions: list[Term | None] = [None] * len(queries)
+        for program, answers, rows in self.evaluate(queries, all_answers=True):
+            names = list(answers)
+            if not names:
+                continue
+            best = torch.stack([answers[name] for name in names]).argmax(0).tolist()
+            for k, row in enumerate(rows):
+                predictions[row] = program.outputs[names[best[k]]]
+        return predictions
