@@ -36,8 +36,10 @@ def setup(program_file: str, n: int, distinct: int, batch: int, images: torch.Te
     form = "image" if program_file == "mnist_addition.pl" else n
     template = QueryTemplate(QuerySpec(term="addition(A,B,S)", output="S", inputs={"A": form, "B": form}), program)
     k = template.images_per_query
-    base = [template.query("train", range(i * k, (i + 1) * k), template.label(labels[i * k : (i + 1) * k]))
-            for i in range(distinct)]
+    base = [
+        template.query("train", range(i * k, (i + 1) * k), template.label(labels[i * k : (i + 1) * k]))
+        for i in range(distinct)
+    ]
     queries = [base[i % distinct] for i in range(batch)]
     torch.manual_seed(0)
     net = build_network("mnist_lenet", 10)
@@ -68,14 +70,13 @@ def infer_seconds(engine, queries, all_answers: bool) -> float:
     return time.perf_counter() - started
 
 
-def best_of(fn, repeats: int) -> float:
-    return min(fn() for _ in range(repeats))
+def best_of(repeats: int, fn, *args) -> float:
+    return min(fn(*args) for _ in range(repeats))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="docs/benchmarks.md")
-    parser.add_argument("--skip-dpl-3", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
     mnist = load_mnist()
@@ -85,7 +86,9 @@ def main() -> None:
 
     def record(case, what, dpl_ms, ours_ms, note=""):
         ratio = f"{dpl_ms / ours_ms:.0f}×" if dpl_ms and ours_ms else "–"
-        rows.append(f"| {case} | {what} | {dpl_ms:.3f} | {ours_ms:.4f} | {ratio} | {note} |".replace("| 0.000 |", "| – |"))
+        rows.append(
+            f"| {case} | {what} | {dpl_ms:.3f} | {ours_ms:.4f} | {ratio} | {note} |".replace("| 0.000 |", "| – |")
+        )
         print(rows[-1], flush=True)
 
     # N = 1, batch 128: 128 distinct queries
@@ -94,41 +97,46 @@ def main() -> None:
     for engine in engines.values():  # compile every circuit these queries need
         train_seconds(engine, queries)
         infer_seconds(engine, queries, True)
-    d = best_of(lambda: train_seconds(dpl, queries), 2) / 128 * 1000
-    c = best_of(lambda: train_seconds(ours, queries), 10) / 128 * 1000
+    d = best_of(2, train_seconds, dpl, queries) / 128 * 1000
+    c = best_of(10, train_seconds, ours, queries) / 128 * 1000
     record("N=1, whole batch 128", "training ms/query", d, c)
-    d = best_of(lambda: infer_seconds(dpl, queries, True), 1) / 128 * 1000
-    c = best_of(lambda: infer_seconds(ours, queries, True), 10) / 128 * 1000
+    d = best_of(1, infer_seconds, dpl, queries, True) / 128 * 1000
+    c = best_of(10, infer_seconds, ours, queries, True) / 128 * 1000
     record("N=1, whole batch 128", "inference ms/query, all 19 sums", d, c)
     compiled = ours.programs
     nodes = {k.split(":")[0]: len(p.nodes) for k, p in compiled.items()}
     compile_s = {k.split(":")[0]: p.compile_seconds / max(1, len(p.traced)) for k, p in compiled.items()}
-    notes = [f"N=1 addition: {len(compiled['labels:' + str(queries[0].variable_output().query)].traced)} label "
-             f"circuits traced into {nodes['labels']} tensor nodes ({compile_s['labels'] * 1000:.0f} ms per template, "
-             f"compile+trace); all-answers program {nodes['answers']} nodes ({compile_s['answers'] * 1000:.0f} ms)"]
+    notes = [
+        f"N=1 addition: {len(compiled['labels:' + str(queries[0].variable_output().query)].traced)} label "
+        f"circuits traced into {nodes['labels']} tensor nodes ({compile_s['labels'] * 1000:.0f} ms per template, "
+        f"compile+trace); all-answers program {nodes['answers']} nodes ({compile_s['answers'] * 1000:.0f} ms)"
+    ]
 
-    for program_file, n, distinct in [("mnist_multi_addition.pl", 2, 4), ("mnist_multi_addition_carry.pl", 2, 4),
-                                      ("mnist_multi_addition_carry.pl", 3, 4), ("mnist_multi_addition_carry.pl", 4, 2)]:
+    for program_file, n, distinct in [
+        ("mnist_multi_addition.pl", 2, 4),
+        ("mnist_multi_addition_carry.pl", 2, 4),
+        ("mnist_multi_addition_carry.pl", 3, 4),
+        ("mnist_multi_addition_carry.pl", 4, 2),
+    ]:
         engines, base, queries = setup(program_file, n, distinct, 128, images, labels)
         dpl, ours = engines["deepproblog"], engines["compiled"]
         started = time.perf_counter()
         infer_seconds(ours, base, False)  # compiles the labelled circuits
         ours_compile = time.perf_counter() - started
-        c = best_of(lambda: infer_seconds(ours, queries, False), 5) / len(queries) * 1000
-        ct = best_of(lambda: train_seconds(ours, queries), 3) / len(queries) * 1000
-        d = dt = 0.0
-        dpl_note = ""
-        if not (n >= 3 and program_file.endswith("addition.pl")):
-            started = time.perf_counter()
-            infer_seconds(dpl, base, False)
-            dpl_compile = time.perf_counter() - started
-            d = best_of(lambda: infer_seconds(dpl, base, False), 2) / len(base) * 1000
-            dt = best_of(lambda: train_seconds(dpl, base), 2) / len(base) * 1000
-            dpl_note = f"; DeepProbLog first pass (compile) {dpl_compile / distinct:.2f} s/query"
+        c = best_of(5, infer_seconds, ours, queries, False) / len(queries) * 1000
+        ct = best_of(3, train_seconds, ours, queries) / len(queries) * 1000
+        started = time.perf_counter()
+        infer_seconds(dpl, base, False)
+        dpl_compile = time.perf_counter() - started
+        d = best_of(2, infer_seconds, dpl, base, False) / len(base) * 1000
+        dt = best_of(2, train_seconds, dpl, base) / len(base) * 1000
+        dpl_note = f"; DeepProbLog first pass (compile) {dpl_compile / distinct:.2f} s/query"
         program = ours.programs["labels:" + str(base[0].variable_output().query)]
         case = f"N={n}, {program_file.removesuffix('.pl')}"
-        note = (f"{distinct} distinct queries (labels), ours at batch 128 = them repeated; compile+trace "
-                f"{ours_compile / distinct:.2f} s/template, {len(program.nodes)} tensor nodes{dpl_note}")
+        note = (
+            f"{distinct} distinct queries (labels), ours at batch 128 = them repeated; compile+trace "
+            f"{ours_compile / distinct:.2f} s/template, {len(program.nodes)} tensor nodes{dpl_note}"
+        )
         record(case, "inference ms/query, p(label)", d, c, note)
         record(case, "training ms/query", dt, ct)
 

@@ -6,7 +6,7 @@ import warnings
 warnings.filterwarnings("ignore", message="ApproximateEngine is not available")
 
 
-def make_engine(name: str, program, networks, sources, param_lr: float, cache_dir=None):
+def make_engine(name: str, program, networks: dict, sources: dict, param_lr: float, cache_dir=None):
     """The engine a task names: `compiled` (batched tensor programs) or `deepproblog` (its ExactEngine)."""
     from nesy_gedi.logic.compiled_engine import CompiledEngine
     from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
