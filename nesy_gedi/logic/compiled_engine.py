@@ -4,9 +4,10 @@ A template is a query with placeholder images (`addition(a, b, 7)`, or `addition
 answers at once). It is grounded and compiled to an SDD by DeepProbLog's own `ExactEngine` machinery
 (ProbLog + PySDD). Evaluating that SDD once with a *tracing* semiring records the arithmetic
 DeepProbLog's `GraphSemiring` would perform on it (same operations, same order, same constant folding)
-as a flat tensor program. Running the program on (batch,) tensors then gives, for every query of a
-batch at once, the probabilities DeepProbLog computes query by query; each network is called once
-per batch on all the images it has to read.
+as a flat tensor program (identical sub-expressions recorded once). Running the program on (batch,)
+tensors, level by level in one buffer with its own reverse pass, then gives for every query of a batch
+at once the probabilities (and gradients) DeepProbLog computes query by query; each network is called
+once per batch on all the images it has to read. Arithmetic stays in linear space, as DeepProbLog's.
 """
 
 from __future__ import annotations
@@ -110,18 +111,26 @@ class _Plan:
         self.nn_columns = [(leaf, torch.tensor(cols)) for leaf, cols in columns.items()]
         self.param_index = torch.tensor([nodes[i][1] for i in inputs if nodes[i][0] == "param"], dtype=torch.long)
         self.consts = [nodes[i][1] for i in inputs if nodes[i][0] == "const"]
-        self.levels: list[list[tuple[str, torch.Tensor, torch.Tensor | None]]] = []
+        self.n_inputs = len(inputs)
+        self.size = len(nodes)
+        # per level, groups of one operation whose results fill the rows [start, end)
+        self.levels: list[list[tuple[str, torch.Tensor, torch.Tensor, int, int]]] = []
         for i in order[len(inputs) :]:
             op, *operands = nodes[i]
             if len(self.levels) < depth[i]:
                 self.levels.append([])
             level = self.levels[depth[i] - 1]
             if not level or level[-1][0] != op:
-                level.append((op, [], []))
-            level[-1][1].append(row[operands[0]])
-            level[-1][2].append(row[operands[-1]])
-        self.levels = [[(op, torch.tensor(a), torch.tensor(b)) for op, a, b in level] for level in self.levels]
+                level.append((op, [], [], row[i], row[i]))
+            op, a, b, start, end = level[-1]
+            a.append(row[operands[0]])
+            b.append(row[operands[-1]])
+            level[-1] = (op, a, b, start, end + 1)
+        self.levels = [
+            [(op, torch.tensor(a), torch.tensor(b), s, e) for op, a, b, s, e in level] for level in self.levels
+        ]
         self.answers = {name: (row[v] if isinstance(v, int) else float(v)) for name, v in program.answers.items()}
+        self.answer_rows = torch.tensor([r for r in self.answers.values() if isinstance(r, int)], dtype=torch.long)
 
     def run(self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         batch = len(next(iter(outputs.values()))) if outputs else 1
@@ -131,23 +140,60 @@ class _Plan:
             parts.append(torch.stack(params)[self.param_index].unsqueeze(1).expand(-1, batch))
         if self.consts:
             parts.append(torch.tensor(self.consts, dtype=torch.get_default_dtype()).unsqueeze(1).expand(-1, batch))
-        values = torch.cat(parts) if parts else torch.zeros(0, batch)
-        for level in self.levels:
-            new = []
-            for op, a, b in level:
-                if op == "add":
-                    new.append(values[a] + values[b])
-                elif op == "mul":
-                    new.append(values[a] * values[b])
-                elif op == "div":
-                    new.append(values[a] / values[b])
-                else:
-                    new.append(1.0 - values[a])
-            values = torch.cat([values, *new])
+        inputs = torch.cat(parts) if parts else torch.zeros(0, batch)
+        computed = iter(_Evaluate.apply(self, inputs))
         return {
-            name: values[r] if isinstance(r, int) else torch.full((batch,), r, dtype=values.dtype)
+            name: next(computed) if isinstance(r, int) else torch.full((batch,), r, dtype=inputs.dtype)
             for name, r in self.answers.items()
         }
+
+
+class _Evaluate(torch.autograd.Function):
+    """All levels of a plan in one preallocated (nodes, batch) buffer, with the matching reverse pass.
+
+    Autograd over per-level tensor operations would copy the growing buffer at every level; here each
+    level writes its rows in place, and the backward pass walks the levels in reverse the same way.
+    """
+
+    @staticmethod
+    def forward(ctx, plan: _Plan, inputs: torch.Tensor) -> torch.Tensor:
+        values = inputs.new_empty(plan.size, inputs.shape[1])
+        values[: plan.n_inputs] = inputs
+        for level in plan.levels:
+            for op, a, b, start, end in level:
+                if op == "add":
+                    torch.add(values[a], values[b], out=values[start:end])
+                elif op == "mul":
+                    torch.mul(values[a], values[b], out=values[start:end])
+                elif op == "div":
+                    torch.div(values[a], values[b], out=values[start:end])
+                else:
+                    torch.sub(1.0, values[a], out=values[start:end])
+        ctx.plan = plan
+        ctx.save_for_backward(values)
+        return values[plan.answer_rows]
+
+    @staticmethod
+    def backward(ctx, grad_answers: torch.Tensor) -> tuple[None, torch.Tensor]:
+        plan: _Plan = ctx.plan
+        (values,) = ctx.saved_tensors
+        grad = torch.zeros_like(values)
+        grad.index_add_(0, plan.answer_rows, grad_answers)
+        for level in reversed(plan.levels):
+            for op, a, b, start, end in reversed(level):
+                g = grad[start:end].clone()  # index_add_ refuses a source that aliases its target
+                if op == "one_minus":
+                    grad.index_add_(0, a, -g)
+                    continue
+                if op == "add":
+                    ga, gb = g, g
+                elif op == "mul":
+                    ga, gb = g * values[b], g * values[a]
+                else:  # div
+                    ga = g / values[b]
+                    gb = -ga * values[a] / values[b]
+                grad.index_add_(0, torch.cat([a, b]), torch.cat([ga, gb]))
+        return None, grad[: plan.n_inputs]
 
 
 class _Traced(int):
@@ -242,6 +288,7 @@ class CompiledEngine(DeepProbLogEngine):
         self.sources = sources
         self.cache_dir = cache_dir
         self.programs: dict[str, TensorProgram] = {}
+        self._resolved: dict[tuple[Term, bool], tuple[TensorProgram, str]] = {}
 
     def _path(self, key: str) -> Path | None:
         return self.cache_dir / f"{cache_key(self.program_text, key)}.pkl" if self.cache_dir else None
@@ -279,8 +326,12 @@ class CompiledEngine(DeepProbLogEngine):
         program.compile_seconds += time.perf_counter() - started
         program._plan = None
 
-    def program_for(self, query: Query, all_answers: bool) -> TensorProgram:
-        """The program answering `query`: all its answers, or its own label (traced on first use)."""
+    def program_for(self, query: Query, all_answers: bool) -> tuple[TensorProgram, str]:
+        """The program answering `query` (all its answers, or its own label, traced on first use) and the
+        name of the query's answer in it; memoised on the query term, whose hash ProbLog caches."""
+        known = self._resolved.get((query.query, all_answers))
+        if known is not None:
+            return known
         shape = str(query.variable_output().query)
         key = f"answers:{shape}" if all_answers else f"labels:{shape}"
         program = self._cached(key)
@@ -288,7 +339,8 @@ class CompiledEngine(DeepProbLogEngine):
         if str(wanted) not in program.traced:
             self._trace(program, wanted, query.output_ind[0])
             self._save(key)
-        return program
+        self._resolved[(query.query, all_answers)] = (program, str(query.query))
+        return program, str(query.query)
 
     def _images(self, refs: list[Term]) -> torch.Tensor:
         """Images for `tensor(source(i))` terms, gathered with one index per source."""
@@ -309,16 +361,21 @@ class CompiledEngine(DeepProbLogEngine):
 
     def evaluate(
         self, queries: Sequence[Query], all_answers: bool
-    ) -> list[tuple[TensorProgram, dict[str, torch.Tensor], list[int]]]:
-        """Run the program of each query shape on its queries: (program, answer probabilities, rows) per shape."""
-        groups: dict[int, tuple[TensorProgram, list[int]]] = {}
+    ) -> list[tuple[TensorProgram, dict[str, torch.Tensor], list[int], list[str]]]:
+        """Run the program of each query shape on its queries.
+
+        Per shape: the program, its answers' probabilities (batch,), the query rows and each row's answer name.
+        """
+        groups: dict[int, tuple[TensorProgram, list[int], list[str]]] = {}
         for row, query in enumerate(queries):
-            program = self.program_for(query, all_answers)
-            groups.setdefault(id(program), (program, []))[1].append(row)
+            program, name = self.program_for(query, all_answers)
+            group = groups.setdefault(id(program), (program, [], []))
+            group[1].append(row)
+            group[2].append(name)
         plans = list(groups.values())
         requests: dict[str, list[torch.Tensor]] = {}
-        for program, rows in plans:
-            for net, placeholder in program.leaves():
+        for program, rows, _ in plans:
+            for net, placeholder in program.plan().leaves:
                 refs = [queries[r].substitution[Term(placeholder)] for r in rows]
                 requests.setdefault(net, []).append(self._images(refs))
         outputs = {
@@ -327,18 +384,18 @@ class CompiledEngine(DeepProbLogEngine):
         }
         params = self._parameters()
         results = []
-        for program, rows in plans:
-            leaf_outputs = {(net, ph): next(outputs[net]) for net, ph in program.leaves()}
-            results.append((program, program.run(leaf_outputs, params), rows))
+        for program, rows, names in plans:
+            leaf_outputs = {(net, ph): next(outputs[net]) for net, ph in program.plan().leaves}
+            results.append((program, program.run(leaf_outputs, params), rows, names))
         return results
 
     def probabilities(self, queries: Sequence[Query]) -> torch.Tensor:
         """p(query) for each query; a query the program cannot prove has probability 0, as in DeepProbLog."""
         parts, order = [], []
-        for _, answers, rows in self.evaluate(queries, all_answers=False):
+        for _, answers, rows, wanted in self.evaluate(queries, all_answers=False):
             names = {name: i for i, name in enumerate(answers)}
             table = torch.stack([*answers.values(), torch.zeros(len(rows), dtype=torch.get_default_dtype())])
-            which = torch.tensor([names.get(str(queries[r].query), len(names)) for r in rows])
+            which = torch.tensor([names.get(name, len(names)) for name in wanted])
             parts.append(table[which, torch.arange(len(rows))])
             order.extend(rows)
         return torch.cat(parts)[torch.argsort(torch.tensor(order))]
@@ -346,7 +403,7 @@ class CompiledEngine(DeepProbLogEngine):
     @torch.no_grad()
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:
         predictions: list[Term | None] = [None] * len(queries)
-        for program, answers, rows in self.evaluate(queries, all_answers=True):
+        for program, answers, rows, _ in self.evaluate(queries, all_answers=True):
             names = list(answers)
             if not names:
                 continue
