@@ -176,7 +176,7 @@ def main() -> None:
         "",
     ]
     with open(args.out, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
 

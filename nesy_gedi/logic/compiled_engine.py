@@ -129,6 +129,7 @@ class _Plan:
         self.levels = [
             [(op, torch.tensor(a), torch.tensor(b), s, e) for op, a, b, s, e in level] for level in self.levels
         ]
+        self.both = [[torch.cat([a, b]) for _, a, b, _, _ in level] for level in self.levels]  # reverse-pass targets
         self.answers = {name: (row[v] if isinstance(v, int) else float(v)) for name, v in program.answers.items()}
         self.answer_rows = torch.tensor([r for r in self.answers.values() if isinstance(r, int)], dtype=torch.long)
 
@@ -159,28 +160,37 @@ class _Evaluate(torch.autograd.Function):
     def forward(ctx, plan: _Plan, inputs: torch.Tensor) -> torch.Tensor:
         values = inputs.new_empty(plan.size, inputs.shape[1])
         values[: plan.n_inputs] = inputs
+        operands = []  # kept for the reverse pass of products and quotients, so it need not gather again
         for level in plan.levels:
             for op, a, b, start, end in level:
+                out = values[start:end]
+                if op == "one_minus":
+                    torch.sub(1.0, values[a], out=out)
+                    operands.append(None)
+                    continue
+                va, vb = values[a], values[b]
                 if op == "add":
-                    torch.add(values[a], values[b], out=values[start:end])
+                    torch.add(va, vb, out=out)
+                    operands.append(None)
                 elif op == "mul":
-                    torch.mul(values[a], values[b], out=values[start:end])
-                elif op == "div":
-                    torch.div(values[a], values[b], out=values[start:end])
+                    torch.mul(va, vb, out=out)
+                    operands.append((va, vb))
                 else:
-                    torch.sub(1.0, values[a], out=values[start:end])
-        ctx.plan = plan
-        ctx.save_for_backward(values)
+                    torch.div(va, vb, out=out)
+                    operands.append((va, vb))
+        ctx.plan, ctx.operands = plan, operands
+        ctx.shape = values.shape
         return values[plan.answer_rows]
 
     @staticmethod
     def backward(ctx, grad_answers: torch.Tensor) -> tuple[None, torch.Tensor]:
         plan: _Plan = ctx.plan
-        (values,) = ctx.saved_tensors
-        grad = torch.zeros_like(values)
+        grad = grad_answers.new_zeros(ctx.shape)
         grad.index_add_(0, plan.answer_rows, grad_answers)
-        for level in reversed(plan.levels):
-            for op, a, b, start, end in reversed(level):
+        saved = reversed(ctx.operands)
+        for level, both in zip(reversed(plan.levels), reversed(plan.both), strict=True):
+            for (op, a, _, start, end), targets in zip(reversed(level), reversed(both), strict=True):
+                kept = next(saved)
                 g = grad[start:end].clone()  # index_add_ refuses a source that aliases its target
                 if op == "one_minus":
                     grad.index_add_(0, a, -g)
@@ -188,11 +198,11 @@ class _Evaluate(torch.autograd.Function):
                 if op == "add":
                     ga, gb = g, g
                 elif op == "mul":
-                    ga, gb = g * values[b], g * values[a]
+                    ga, gb = g * kept[1], g * kept[0]
                 else:  # div
-                    ga = g / values[b]
-                    gb = -ga * values[a] / values[b]
-                grad.index_add_(0, torch.cat([a, b]), torch.cat([ga, gb]))
+                    ga = g / kept[1]
+                    gb = -ga * kept[0] / kept[1]
+                grad.index_add_(0, targets, torch.cat([ga, gb]))
         return None, grad[: plan.n_inputs]
 
 
