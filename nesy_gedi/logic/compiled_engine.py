@@ -270,7 +270,7 @@ class TracingSemiring(GraphSemiring):
         return super().value(a, key)
 
 
-def cache_key(program_text: str, template: Term) -> str:
+def cache_key(program_text: str, template: str) -> str:
     """Stable across processes (Python's own hash() is salted per process): program, template, versions."""
     versions = ",".join(f"{p}={metadata.version(p)}" for p in ("deepproblog", "problog", "pysdd"))
     return hashlib.sha256(f"{CACHE_FORMAT}\n{versions}\n{template}\n{program_text}".encode()).hexdigest()
