@@ -133,18 +133,30 @@ class _Plan:
         self.answers = {name: (row[v] if isinstance(v, int) else float(v)) for name, v in program.answers.items()}
         self.answer_rows = torch.tensor([r for r in self.answers.values() if isinstance(r, int)], dtype=torch.long)
 
+    def _to(self, device: torch.device) -> None:
+        """Keep the index tensors on the device of the network outputs (a GPU under `device: auto`)."""
+        if getattr(self, "device", torch.device("cpu")) == device:
+            return
+        self.levels = [[(op, a.to(device), b.to(device), s, e) for op, a, b, s, e in level] for level in self.levels]
+        self.both = [[t.to(device) for t in level] for level in self.both]
+        self.nn_columns = [(leaf, cols.to(device)) for leaf, cols in self.nn_columns]
+        self.param_index, self.answer_rows = self.param_index.to(device), self.answer_rows.to(device)
+        self.device = device
+
     def run(self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        batch = len(next(iter(outputs.values()))) if outputs else 1
-        parts = []
-        parts.extend(outputs[leaf][:, cols].T for leaf, cols in self.nn_columns)
+        first = next(iter(outputs.values()), None)
+        batch, device = (len(first), first.device) if first is not None else (1, torch.device("cpu"))
+        self._to(device)
+        dtype = torch.get_default_dtype()
+        parts = [outputs[leaf][:, cols].T for leaf, cols in self.nn_columns]
         if self.n_param:
-            parts.append(torch.stack(params)[self.param_index].unsqueeze(1).expand(-1, batch))
+            parts.append(torch.stack(params).to(device)[self.param_index].unsqueeze(1).expand(-1, batch))
         if self.consts:
-            parts.append(torch.tensor(self.consts, dtype=torch.get_default_dtype()).unsqueeze(1).expand(-1, batch))
-        inputs = torch.cat(parts) if parts else torch.zeros(0, batch)
+            parts.append(torch.tensor(self.consts, dtype=dtype, device=device).unsqueeze(1).expand(-1, batch))
+        inputs = torch.cat(parts) if parts else torch.zeros(0, batch, device=device)
         computed = iter(_Evaluate.apply(self, inputs))
         return {
-            name: next(computed) if isinstance(r, int) else torch.full((batch,), r, dtype=inputs.dtype)
+            name: next(computed) if isinstance(r, int) else torch.full((batch,), r, dtype=inputs.dtype, device=device)
             for name, r in self.answers.items()
         }
 
@@ -404,11 +416,14 @@ class CompiledEngine(DeepProbLogEngine):
         parts, order = [], []
         for _, answers, rows, wanted in self.evaluate(queries, all_answers=False):
             names = {name: i for i, name in enumerate(answers)}
-            table = torch.stack([*answers.values(), torch.zeros(len(rows), dtype=torch.get_default_dtype())])
-            which = torch.tensor([names.get(name, len(names)) for name in wanted])
-            parts.append(table[which, torch.arange(len(rows))])
+            device = next(iter(answers.values())).device if answers else torch.device("cpu")
+            unproved = torch.zeros(len(rows), dtype=torch.get_default_dtype(), device=device)
+            table = torch.stack([*answers.values(), unproved])
+            which = torch.tensor([names.get(name, len(names)) for name in wanted], device=device)
+            parts.append(table[which, torch.arange(len(rows), device=device)])
             order.extend(rows)
-        return torch.cat(parts)[torch.argsort(torch.tensor(order))]
+        result = torch.cat(parts)
+        return result[torch.argsort(torch.tensor(order, device=result.device))]
 
     @torch.no_grad()
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:
