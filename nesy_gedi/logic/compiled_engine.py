@@ -31,7 +31,7 @@ from nesy_gedi.errors import UserError
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 
-CACHE_FORMAT = "nesy_gedi-tensor-program-1"
+CACHE_FORMAT = "nesy_gedi-tensor-program-2"
 
 
 @dataclass
@@ -58,6 +58,20 @@ class TensorProgram:
             known = self._index[node] = len(self.nodes)
             self.nodes.append(node)
         return known
+
+    def merge(self, other: TensorProgram) -> None:
+        """Add another program's nodes and answers to this one, sharing the nodes both have."""
+        index: list[int] = []
+        for node in other.nodes:
+            if node[0] in ("add", "mul", "div", "one_minus"):
+                node = (node[0], *(index[j] for j in node[1:]))
+            index.append(self.add(node))
+        for name, value in other.answers.items():
+            self.answers[name] = index[value] if isinstance(value, int) else value
+        self.outputs.update(other.outputs)
+        self.traced |= other.traced
+        self.compile_seconds += other.compile_seconds
+        self._plan = None
 
     def leaves(self) -> list[tuple[str, str]]:
         """The (network, placeholder) pairs whose outputs the program reads, in a fixed order."""
@@ -312,55 +326,74 @@ class CompiledEngine(DeepProbLogEngine):
         self.programs: dict[str, TensorProgram] = {}
         self._resolved: dict[tuple[Term, bool], tuple[TensorProgram, str]] = {}
 
-    def _path(self, key: str) -> Path | None:
-        return self.cache_dir / f"{cache_key(self.program_text, key)}.pkl" if self.cache_dir else None
+    def _path(self, shape: Term, query: Term) -> Path | None:
+        """`<shape key>-<template key>.pkl`: a shape's cached templates can be found without knowing them."""
+        if self.cache_dir is None:
+            return None
+        return (
+            self.cache_dir
+            / f"{cache_key(self.program_text, str(shape))[:32]}-{cache_key(self.program_text, str(query))}.pkl"
+        )
 
-    def _cached(self, key: str) -> TensorProgram:
-        if key not in self.programs:
-            path = self._path(key)
-            if path is not None and path.is_file():
-                with open(path, "rb") as f:
-                    self.programs[key] = pickle.load(f)
-            else:
-                self.programs[key] = TensorProgram()
-        return self.programs[key]
-
-    def _save(self, key: str) -> None:
-        path = self._path(key)
-        if path is None:
+    def _load_shape(self, program: TensorProgram, shape: Term) -> None:
+        """Merge every cached labelled template of a shape at once, so its plan is built once, not per label."""
+        if self.cache_dir is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        with open(tmp, "wb") as f:
-            pickle.dump(self.programs[key], f)
-        os.replace(tmp, path)
+        prefix = self._path(shape, shape).name.split("-")[0]
+        for path in sorted(self.cache_dir.glob(f"{prefix}-*.pkl")):
+            with open(path, "rb") as f:
+                cached = pickle.load(f)
+            if str(shape) not in cached.traced:  # the all-answers circuit shares the prefix
+                program.merge(cached)
 
-    def _trace(self, program: TensorProgram, query: Term, output: int) -> None:
-        """Ground and compile `query` as DeepProbLog does, then record its arithmetic into `program`."""
+    def _compiled(self, shape: Term, query: Term, output: int) -> TensorProgram:
+        """The traced circuit of one template, from the disk cache or compiled now (then saved atomically)."""
+        path = self._path(shape, query)
+        if path is not None and path.is_file():
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        program = self._trace(query, output)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            with open(tmp, "wb") as f:
+                pickle.dump(program, f)
+            os.replace(tmp, path)
+        return program
+
+    def _trace(self, query: Term, output: int) -> TensorProgram:
+        """Ground and compile `query` as DeepProbLog does, then record its arithmetic as a tensor program."""
         started = time.perf_counter()
         circuit = self.model.solver.build_ac(Query(query))
         semiring = TracingSemiring(self.model, {}, {})
-        semiring.program = program
+        semiring.program = program = TensorProgram()
         for answer, value in circuit.sdd.evaluate(semiring=semiring).items():
             program.answers[str(answer)] = int(value) if isinstance(value, _Traced) else float(value)
             program.outputs[str(answer)] = answer.args[output]
         program.traced.add(str(query))
-        program.compile_seconds += time.perf_counter() - started
-        program._plan = None
+        program.compile_seconds = time.perf_counter() - started
+        return program
 
     def program_for(self, query: Query, all_answers: bool) -> tuple[TensorProgram, str]:
-        """The program answering `query` (all its answers, or its own label, traced on first use) and the
-        name of the query's answer in it; memoised on the query term, whose hash ProbLog caches."""
+        """The program answering `query` and the name of the query's answer in it.
+
+        All answers: the shape's all-answers circuit. Otherwise the circuits of every label of the shape seen
+        so far, merged into one program (shared work recorded once) so that a batch runs it once. Memoised on
+        the query term, whose hash ProbLog caches.
+        """
         known = self._resolved.get((query.query, all_answers))
         if known is not None:
             return known
-        shape = str(query.variable_output().query)
-        key = f"answers:{shape}" if all_answers else f"labels:{shape}"
-        program = self._cached(key)
-        wanted = query.variable_output().query if all_answers else query.query
+        shape = query.variable_output().query
+        wanted = shape if all_answers else query.query
+        key = f"{'answers' if all_answers else 'labels'}:{shape}"
+        if key not in self.programs:
+            self.programs[key] = TensorProgram()
+            if not all_answers:
+                self._load_shape(self.programs[key], shape)
+        program = self.programs[key]
         if str(wanted) not in program.traced:
-            self._trace(program, wanted, query.output_ind[0])
-            self._save(key)
+            program.merge(self._compiled(shape, wanted, query.output_ind[0]))
         self._resolved[(query.query, all_answers)] = (program, str(query.query))
         return program, str(query.query)
 
