@@ -13,7 +13,6 @@ once per batch on all the images it has to read. Arithmetic stays in linear spac
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from torch import nn
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
+from nesy_gedi.rundir import RunDir
 
 CACHE_FORMAT = "nesy_gedi-tensor-program-2"
 
@@ -326,21 +326,15 @@ class CompiledEngine(DeepProbLogEngine):
         self.programs: dict[str, TensorProgram] = {}
         self._resolved: dict[tuple[Term, bool], tuple[TensorProgram, str]] = {}
 
-    def _path(self, shape: Term, query: Term) -> Path | None:
-        """`<shape key>-<template key>.pkl`: a shape's cached templates can be found without knowing them."""
-        if self.cache_dir is None:
-            return None
-        return (
-            self.cache_dir
-            / f"{cache_key(self.program_text, str(shape))[:32]}-{cache_key(self.program_text, str(query))}.pkl"
-        )
+    def _prefix(self, shape: Term) -> str:
+        """File names are `<shape key>-<template key>.pkl`: a shape's cached templates are found by prefix."""
+        return cache_key(self.program_text, str(shape))[:32]
 
     def _load_shape(self, program: TensorProgram, shape: Term) -> None:
         """Merge every cached labelled template of a shape at once, so its plan is built once, not per label."""
         if self.cache_dir is None:
             return
-        prefix = self._path(shape, shape).name.split("-")[0]
-        for path in sorted(self.cache_dir.glob(f"{prefix}-*.pkl")):
+        for path in sorted(self.cache_dir.glob(f"{self._prefix(shape)}-*.pkl")):
             with open(path, "rb") as f:
                 cached = pickle.load(f)
             if str(shape) not in cached.traced:  # the all-answers circuit shares the prefix
@@ -348,17 +342,14 @@ class CompiledEngine(DeepProbLogEngine):
 
     def _compiled(self, shape: Term, query: Term, output: int) -> TensorProgram:
         """The traced circuit of one template, from the disk cache or compiled now (then saved atomically)."""
-        path = self._path(shape, query)
-        if path is not None and path.is_file():
-            with open(path, "rb") as f:
+        if self.cache_dir is None:
+            return self._trace(query, output)
+        name = f"{self._prefix(shape)}-{cache_key(self.program_text, str(query))}.pkl"
+        if (self.cache_dir / name).is_file():
+            with open(self.cache_dir / name, "rb") as f:
                 return pickle.load(f)
         program = self._trace(query, output)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            with open(tmp, "wb") as f:
-                pickle.dump(program, f)
-            os.replace(tmp, path)
+        RunDir(self.cache_dir).write_atomic(name, lambda tmp: Path(tmp).write_bytes(pickle.dumps(program)))
         return program
 
     def _trace(self, query: Term, output: int) -> TensorProgram:
