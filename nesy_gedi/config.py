@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from nesy_gedi.errors import UserError
+from nesy_gedi.ssl.augment import AugmentSpec
+from nesy_gedi.ssl.sgld import SGLDSpec
 
 
 class _Strict(BaseModel):
@@ -33,6 +35,7 @@ class QuerySpec(_Strict):
 
 class NetworkSpec(_Strict):
     arch: str = Field(description="architecture name from the network registry, e.g. mnist_lenet")
+    init: str | None = Field(None, description="a `nesy-gedi pretrain` run folder whose network to start from")
 
 
 class DataSpec(_Strict):
@@ -72,6 +75,50 @@ class TaskConfig(_Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+
+
+class PretrainData(_Strict):
+    source: Literal["mnist", "moons", "circles"] = Field(description="unlabelled images (mnist) or 2-D points")
+    dir: str | None = Field(None, description="mnist: folder with the MNIST IDX files (else NESY_GEDI_DATA)")
+    cache: str | None = Field(None, description="download cache (else NESY_GEDI_CACHE or ~/.cache/nesy_gedi)")
+    train_size: PositiveInt | None = Field(None, description="training inputs (mnist: 60000; points: 2000)")
+    test_size: PositiveInt | None = Field(None, description="held-out inputs (mnist: 10000; points: 1000)")
+    noise: float | None = Field(None, ge=0, description="points: generator noise (moons 0.1, circles 0.05)")
+
+
+class PretrainNetwork(_Strict):
+    arch: str = Field(description="architecture name from the network registry (mnist_lenet, mlp_2d)")
+    clusters: PositiveInt = Field(description="number of clusters = network outputs")
+
+
+class PretrainEval(_Strict):
+    batch_size: PositiveInt = 1000
+    ood: bool = Field(True, description="images: energy-score AUROC against Fashion-MNIST and uniform noise")
+
+
+class PretrainConfig(_Strict):
+    """A self-supervised pretraining task (`nesy-gedi pretrain`): no program, unlabelled inputs."""
+
+    name: str
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: PretrainData
+    network: PretrainNetwork
+    method: str = "gedi"
+    method_args: dict[str, Any] = Field(default_factory=dict)
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    sgld: SGLDSpec = Field(default_factory=SGLDSpec)
+    train: TrainSpec = Field(default_factory=lambda: TrainSpec(batch_size=256))
+    eval: PretrainEval = Field(default_factory=PretrainEval)
+
+
+def parse_method_args(model: type[BaseModel], args: dict[str, Any], method: str) -> Any:
+    """A registry entry's `method_args`, validated against its own model, with errors named by key."""
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"method_args.{'.'.join(map(str, e['loc']))}: {_describe(e)}" for e in exc.errors())
+        raise UserError(f"method '{method}': {problems}") from None
 
 
 class _Loader(yaml.SafeLoader):
@@ -140,8 +187,9 @@ def _describe(error: dict) -> str:
     return f"{error['msg']} (got {error.get('input')!r})"
 
 
-def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> TaskConfig:
-    """Read, override and validate a task; relative paths become absolute against the YAML's folder."""
+def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind: type[_Strict] = TaskConfig) -> Any:
+    """Read, override and validate a task (`TaskConfig` or `PretrainConfig`); relative paths become absolute
+    against the YAML's folder."""
     path = Path(path)
     overrides = overrides or {}
     if not path.is_file():
@@ -159,7 +207,7 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Ta
     for key, value in overrides.items():
         _set_dotted(data, key, parse_value(value))
     try:
-        config = TaskConfig.model_validate(data)
+        config = kind.model_validate(data)
     except ValidationError as exc:
         problems = [f"{_where(e['loc'], path, lines, overrides)}: {_describe(e)}" for e in exc.errors()]
         raise UserError("invalid task:\n  " + "\n  ".join(problems)) from None
@@ -169,29 +217,41 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Ta
         base = Path.cwd() if key in overrides else path.parent
         return raw if raw is None else str((base / raw).resolve())
 
-    config.program = resolve(config.program, "program")
     config.data.dir = resolve(config.data.dir, "data.dir")
     config.data.cache = resolve(config.data.cache, "data.cache")
-    if not Path(config.program).is_file():
-        raise UserError(f"{_where(('program',), path, lines, overrides)}: program file {config.program} not found")
+    if isinstance(config, TaskConfig):
+        config.program = resolve(config.program, "program")
+        if not Path(config.program).is_file():
+            raise UserError(f"{_where(('program',), path, lines, overrides)}: program file {config.program} not found")
+        for name, spec in config.networks.items():
+            key = f"networks.{name}.init"
+            spec.init = resolve(spec.init, key)
+            if spec.init is not None and not (Path(spec.init) / "checkpoint.pt").is_file():
+                raise UserError(
+                    f"{_where(('networks', name, 'init'), path, lines, overrides)}: {spec.init} is not a "
+                    "`nesy-gedi pretrain` run folder with a checkpoint.pt; run the pretraining first"
+                )
     return config
 
 
-def _check_names(config: TaskConfig, where: Callable[[tuple], str]) -> None:
+def _check_names(config: TaskConfig | PretrainConfig, where: Callable[[tuple], str]) -> None:
     """Names that refer to registries must exist there; say which ones do."""
     from nesy_gedi.methods import METHODS
     from nesy_gedi.networks import ARCHITECTURES
+    from nesy_gedi.ssl.objectives import OBJECTIVES
 
-    if config.method not in METHODS:
-        raise UserError(f"{where(('method',))}: unknown method '{config.method}'; known: {', '.join(sorted(METHODS))}")
-    for name, spec in config.networks.items():
+    known = METHODS if isinstance(config, TaskConfig) else OBJECTIVES
+    if config.method not in known:
+        raise UserError(f"{where(('method',))}: unknown method '{config.method}'; known: {', '.join(sorted(known))}")
+    networks = config.networks if isinstance(config, TaskConfig) else {"network": config.network}
+    for name, spec in networks.items():
+        loc = ("networks", name, "arch") if isinstance(config, TaskConfig) else ("network", "arch")
         if spec.arch not in ARCHITECTURES:
             raise UserError(
-                f"{where(('networks', name, 'arch'))}: unknown architecture '{spec.arch}'; "
-                f"known: {', '.join(sorted(ARCHITECTURES))}"
+                f"{where(loc)}: unknown architecture '{spec.arch}'; known: {', '.join(sorted(ARCHITECTURES))}"
             )
 
 
-def dump_config(config: TaskConfig) -> str:
+def dump_config(config: TaskConfig | PretrainConfig) -> str:
     """The resolved task as YAML, loadable again by `load_config` (used by run folders and `--resume`)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
 
 from nesy_gedi.rundir import RunDir  # noqa: E402
 
 SUMMARY_KEYS = ("status", "task_accuracy", "concept_accuracy", "nmi", "train_steps", "train_seconds", "eval_seconds")
+PRETRAIN_KEYS = (
+    "status",
+    "nmi",
+    "cluster_accuracy",
+    "ood_auroc_fashion",
+    "ood_auroc_noise",
+    "train_steps",
+    "train_seconds",
+    "eval_seconds",
+)
+QUERY_NOTES = (
+    "`task_accuracy`: most probable answer of the program equals the label, on the test queries. "
+    "`concept_accuracy`: the network alone, on the 10,000 MNIST test images, prediction index = true digit "
+    "(no relabelling). `nmi`: normalised mutual information of those predictions and the true digits.",
+    "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
+    "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",
+)
+PRETRAIN_NOTES = (
+    "`nmi`: normalised mutual information of the argmax cluster and the true label on the held-out inputs. "
+    "`cluster_accuracy`: accuracy after the best one-to-one matching of clusters to labels (Hungarian). "
+    "`ood_auroc_*`: AUROC of the score -E(x) = logsumexp of the cluster logits, MNIST test images "
+    "(in-distribution) against Fashion-MNIST test images or uniform noise on [-1, 1].",
+    "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt` (its network is "
+    "what `networks.<name>.init` loads), `train_log.jsonl` (one row per step).",
+)
 
 
 def plot_confusion(run: RunDir, name: str, confusion: list[list[int]], labels: list[str]) -> str:
@@ -32,13 +61,21 @@ def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def summary_table(metrics: dict) -> str:
-    rows = [(key, _fmt(metrics[key])) for key in SUMMARY_KEYS if key in metrics]
+def summary_table(metrics: dict, keys: tuple[str, ...] = SUMMARY_KEYS) -> str:
+    rows = [(key, _fmt(metrics[key])) for key in keys if key in metrics]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def write_report(run: RunDir, task: str, method: str, metrics: dict, pictures: list[str]) -> None:
+def write_report(
+    run: RunDir,
+    task: str,
+    method: str,
+    metrics: dict,
+    pictures: list[str],
+    keys: tuple[str, ...] = SUMMARY_KEYS,
+    notes: tuple[str, ...] = QUERY_NOTES,
+) -> None:
     lines = [
         f"# {task} — {method}",
         "",
@@ -46,16 +83,56 @@ def write_report(run: RunDir, task: str, method: str, metrics: dict, pictures: l
         "",
         "| metric | value |",
         "|---|---|",
-        *(f"| {key} | {_fmt(metrics[key])} |" for key in SUMMARY_KEYS if key in metrics),
+        *(f"| {key} | {_fmt(metrics[key])} |" for key in keys if key in metrics),
         "",
-        "`task_accuracy`: most probable answer of the program equals the label, on the test queries. "
-        "`concept_accuracy`: the network alone, on the 10,000 MNIST test images, prediction index = true digit "
-        "(no relabelling). `nmi`: normalised mutual information of those predictions and the true digits.",
+        notes[0],
         "",
         *(f"![{p}]({p})" for p in pictures),
         "",
-        "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
-        "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",
+        *notes[1:],
         "",
     ]
     run.write_text("report.md", "\n".join(lines))
+
+
+def plot_samples(run: RunDir, samples: torch.Tensor) -> str:
+    """Grid of model samples (SGLD chains from the replay buffer), inputs in [-1, 1]."""
+    grid = make_grid(samples.detach().cpu().clamp(-1, 1), nrow=8, normalize=True, value_range=(-1, 1), pad_value=1)
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(grid.permute(1, 2, 0).numpy())
+    ax.set_axis_off()
+    ax.set_title(f"{len(samples)} SGLD samples from the replay buffer")
+    fig.tight_layout()
+    run.write_atomic("samples.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return "samples.png"
+
+
+def plot_regions(
+    run: RunDir,
+    predict: Callable[[torch.Tensor], np.ndarray],
+    points: torch.Tensor,
+    labels: np.ndarray,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    samples: torch.Tensor | None,
+) -> str:
+    """2-D data: the cluster of every point of the domain as coloured regions, test points and model samples."""
+    xs, ys = (torch.linspace(float(low[i]), float(high[i]), 300) for i in range(2))
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+    regions = predict(torch.stack([gx.ravel(), gy.ravel()], -1)).reshape(gx.shape)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    ax.contourf(gx.numpy(), gy.numpy(), regions, alpha=0.3, cmap="coolwarm")
+    pts = points.cpu().numpy()
+    ax.scatter(
+        pts[:, 0], pts[:, 1], c=labels, s=4, cmap="coolwarm", edgecolors="none", label="test points (true label)"
+    )
+    if samples is not None:
+        s = samples[:1000].detach().cpu().numpy()
+        ax.scatter(s[:, 0], s[:, 1], c="k", s=2, alpha=0.4, label="SGLD samples")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("cluster regions (colour) and held-out points")
+    fig.tight_layout()
+    run.write_atomic("clusters.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return "clusters.png"

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from nesy_gedi.config import TaskConfig, dump_config
-from nesy_gedi.data.mnist import Split, default_cache_dir, load_mnist
+from nesy_gedi.data.mnist import default_cache_dir, load_mnist, to_tensor
 from nesy_gedi.data.queries import build_query_set
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
@@ -18,22 +18,10 @@ from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import make_method
 from nesy_gedi.metrics import concept_metrics, predict_concepts, task_accuracy
 from nesy_gedi.networks import build_network
+from nesy_gedi.pretrain import load_pretrained
 from nesy_gedi.report import plot_confusion, summary_table, write_report
 from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir, versions
-from nesy_gedi.train import Diverged, Trainer, seed_everything
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device: cuda was asked for but torch sees no GPU; use device: auto or cpu")
-    return torch.device(name)
-
-
-def to_tensor(split: Split, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], the range DeepProbLog's example and EBMs use."""
-    return torch.tensor(split.images, dtype=torch.float32).div(127.5).sub(1.0).unsqueeze(1).to(device)
+from nesy_gedi.train import Diverged, QueryLearner, Trainer, resolve_device, seed_everything
 
 
 def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
@@ -74,13 +62,18 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
         mnist.test, "test", per_query, config.data.test_size, config.seed, template.label, "data.test_size"
     )
     run.write_atomic("queries.npz", lambda tmp: _save_indices(tmp, train=train_set.indices, test=test_set.indices))
-    images = {"train": to_tensor(mnist.train, device), "test": to_tensor(mnist.test, device)}
+    images = {"train": to_tensor(mnist.train.images, device), "test": to_tensor(mnist.test.images, device)}
 
     seed_everything(config.seed)
-    networks = {name: build_network(spec.arch, sizes[name]).to(device) for name, spec in config.networks.items()}
+    networks = {name: build_network(spec.arch, sizes[name]) for name, spec in config.networks.items()}
+    for name, spec in config.networks.items():
+        if spec.init:
+            load_pretrained(networks[name], spec.init, f"networks.{name}.init")
+        networks[name].to(device)
     engine = make_engine(config.engine, program, networks, images, config.train.param_lr, cache / "circuits")
     method = make_method(config.method, config.method_args, networks)
-    trainer = Trainer(engine, method, template, train_set, images["train"], config.train, config.seed, run)
+    learner = QueryLearner(engine, method, template, train_set, images["train"])
+    trainer = Trainer(learner, len(train_set), config.train, config.seed, run)
     if resume and run.has(CHECKPOINT):
         trainer.restore()
         print(f"resuming from step {trainer.step} of {trainer.total_steps}")
@@ -99,13 +92,7 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     try:
         result = trainer.train()
     except Diverged as exc:
-        metrics.update(
-            status="diverged",
-            diverged_at_step=exc.step,
-            loss_terms=exc.terms,
-            train_steps=exc.step - 1,
-            train_seconds=trainer.seconds,
-        )
+        metrics.update(exc.summary(trainer.seconds))
         run.write_json(METRICS, metrics)
         write_report(run, config.name, config.method, metrics, [])
         raise

@@ -1,8 +1,9 @@
-"""The training loop: solve the batch's queries, add the method's terms, one backward, one step.
+"""The training loop, shared by program tasks and self-supervised pretraining.
 
-The loop checkpoints every `train.checkpoint_every` steps and on Ctrl-C, and stops a run whose loss
-stops being finite, keeping the last good checkpoint. Batch order depends only on (seed, epoch), so a
-resumed run continues exactly where it stopped.
+A `Learner` turns a batch of example rows into named loss terms; the loop sums them, back-propagates
+once and steps. It checkpoints every `train.checkpoint_every` steps and on Ctrl-C, and stops a run whose
+loss is not finite (or whose learner reports divergence), keeping the last good checkpoint. Batch order
+depends only on (seed, epoch), so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from nesy_gedi.config import TrainSpec
 from nesy_gedi.data.queries import QuerySet
+from nesy_gedi.errors import UserError
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
@@ -34,17 +38,35 @@ class Interrupted(Exception):
 
 
 class Diverged(Exception):
-    """The loss is NaN or infinite; the last checkpoint is from before it happened."""
+    """The loss is NaN or infinite, or the learner saw it run away; the last checkpoint is from before."""
 
-    def __init__(self, step: int, terms: dict[str, float]) -> None:
-        super().__init__(f"loss is not finite at step {step}: {terms}")
-        self.step = step
-        self.terms = terms
+    def __init__(self, step: int, terms: dict[str, float], reason: str = "loss is not finite") -> None:
+        super().__init__(f"{reason} at step {step}: {terms}")
+        self.step, self.terms, self.reason = step, terms, reason
+
+    def summary(self, seconds: float) -> dict:
+        """What `metrics.json` records of a run stopped here."""
+        return {
+            "status": "diverged",
+            "diverged_at_step": self.step,
+            "divergence": self.reason,
+            "loss_terms": self.terms,
+            "train_steps": self.step - 1,
+            "train_seconds": seconds,
+        }
 
 
 def symbolic_loss(probabilities: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Mean negative log-probability of the queries: DeepProbLog's cross-entropy with target 1."""
     return -torch.log(probabilities.clamp(min=0.0) + eps).mean()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda was asked for but torch sees no GPU; use device: auto or cpu")
+    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -54,13 +76,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@dataclass
-class TrainResult:
-    steps: int
-    seconds: float
+class Learner(Protocol):
+    """What the loop trains: networks (each gets an optimiser) and a loss for a batch of example rows."""
+
+    networks: dict[str, nn.Module]
+    progress: tuple[str, ...]
+    """info keys shown (as running means) on the progress bar besides the loss"""
+
+    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None: ...
+    def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]: ...
+    def divergence(self, info: dict[str, float]) -> str | None: ...
+    def zero_grad(self) -> None: ...
+    def step(self) -> None: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
 
 
-class Trainer:
+class QueryLearner:
+    """A program task: the method's terms added to the query loss from the engine."""
+
+    progress = ("p_label>0.5",)
+
     def __init__(
         self,
         engine: DeepProbLogEngine,
@@ -68,15 +104,56 @@ class Trainer:
         template: QueryTemplate,
         train_set: QuerySet,
         images: torch.Tensor,
-        spec: TrainSpec,
-        seed: int,
-        run: RunDir,
     ) -> None:
-        self.engine, self.method, self.template = engine, method, template
-        self.train_set, self.images, self.spec, self.seed, self.run = train_set, images, spec, seed, run
-        self.optimizers = {name: self._optimizer(net) for name, net in engine.networks.items()}
-        engine.set_optimizers(self.optimizers)
-        self.steps_per_epoch = math.ceil(len(train_set) / spec.batch_size)
+        self.engine, self.method, self.template, self.train_set, self.images = (
+            engine,
+            method,
+            template,
+            train_set,
+            images,
+        )
+        self.networks = engine.networks
+
+    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        self.engine.set_optimizers(optimizers)
+
+    def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        ts = self.train_set
+        queries = [self.template.query(ts.source, ts.indices[r], ts.labels[r]) for r in rows]
+        batch = TrainBatch(images=self.images[torch.as_tensor(ts.indices[rows].ravel())])
+        self.engine.train()
+        probabilities = self.engine.probabilities(queries)
+        terms = {"query": symbolic_loss(probabilities), **self.method.loss_terms(batch)}
+        return terms, {"p_label>0.5": float((probabilities.detach() > 0.5).float().mean())}
+
+    def divergence(self, info: dict[str, float]) -> str | None:
+        return None
+
+    def zero_grad(self) -> None:
+        self.engine.zero_grad()
+
+    def step(self) -> None:
+        self.engine.step()
+
+    def state_dict(self) -> dict:
+        return {"parameters": list(self.engine.parameters)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.engine.parameters[:] = state["parameters"]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+
+
+class Trainer:
+    def __init__(self, learner: Learner, n_examples: int, spec: TrainSpec, seed: int, run: RunDir) -> None:
+        self.learner, self.n_examples, self.spec, self.seed, self.run = learner, n_examples, spec, seed, run
+        self.optimizers = {name: self._optimizer(net) for name, net in learner.networks.items()}
+        learner.bind(self.optimizers)
+        self.steps_per_epoch = math.ceil(n_examples / spec.batch_size)
         self.total_steps = spec.iterations or spec.epochs * self.steps_per_epoch
         self.schedulers = {name: self._scheduler(opt) for name, opt in self.optimizers.items()}
         self.step = 0
@@ -93,7 +170,7 @@ class Trainer:
         return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
 
     def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.train_set))
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n_examples)
 
     def save(self) -> None:
         self.run.append_log(self._pending)
@@ -103,10 +180,10 @@ class Trainer:
             {
                 "step": self.step,
                 "seconds": self.seconds,
-                "networks": {n: net.state_dict() for n, net in self.engine.networks.items()},
+                "networks": {n: net.state_dict() for n, net in self.learner.networks.items()},
                 "optimizers": {n: opt.state_dict() for n, opt in self.optimizers.items()},
                 "schedulers": {n: sched.state_dict() for n, sched in self.schedulers.items()},
-                "parameters": list(self.engine.parameters),
+                "learner": self.learner.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "numpy_rng": np.random.get_state(),
                 "python_rng": random.getstate(),
@@ -116,11 +193,11 @@ class Trainer:
     def restore(self) -> None:
         """Continue from the run folder's checkpoint."""
         state = self.run.load_torch(CHECKPOINT)
-        for name, net in self.engine.networks.items():
+        for name, net in self.learner.networks.items():
             net.load_state_dict(state["networks"][name])
             self.optimizers[name].load_state_dict(state["optimizers"][name])
             self.schedulers[name].load_state_dict(state["schedulers"][name])
-        self.engine.parameters[:] = state["parameters"]
+        self.learner.load_state_dict(state["learner"])
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
@@ -128,8 +205,7 @@ class Trainer:
         self.run.truncate_log(self.step)
 
     def train(self) -> TrainResult:
-        recent_loss: deque[float] = deque(maxlen=100)
-        recent_hit: deque[float] = deque(maxlen=100)
+        recent: dict[str, deque[float]] = {key: deque(maxlen=100) for key in ("loss", *self.learner.progress)}
         bar = tqdm(
             total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0
         )
@@ -146,10 +222,10 @@ class Trainer:
                 self.step += 1
                 row.update(step=self.step, epoch=epoch, seconds=round(self.seconds, 3))
                 self._pending.append(row)
-                recent_loss.append(row["loss"])
-                recent_hit.append(row["p_label>0.5"])
+                for key, values in recent.items():
+                    values.append(row[key])
                 bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(recent_loss):.3f}", acc=f"{np.mean(recent_hit):.3f}")
+                bar.set_postfix({key: f"{np.mean(values):.3f}" for key, values in recent.items()}, refresh=False)
                 if self.step % self.spec.checkpoint_every == 0:
                     self.save()
         except KeyboardInterrupt:
@@ -161,23 +237,17 @@ class Trainer:
         return TrainResult(self.step, self.seconds)
 
     def _train_step(self, rows: np.ndarray) -> dict:
-        ts = self.train_set
-        queries = [self.template.query(ts.source, ts.indices[r], ts.labels[r]) for r in rows]
-        batch = TrainBatch(images=self.images[torch.as_tensor(ts.indices[rows].ravel())])
-        self.engine.train()
-        self.engine.zero_grad()
-        probabilities = self.engine.probabilities(queries)
-        terms = {"query": symbolic_loss(probabilities), **self.method.loss_terms(batch)}
+        self.learner.zero_grad()
+        terms, info = self.learner.loss_terms(rows, self.step)
         loss = sum(terms.values())
         values = {name: float(value) for name, value in terms.items()}
         if not math.isfinite(float(loss)):
-            raise Diverged(self.step + 1, values)
+            raise Diverged(self.step + 1, {**values, **info})
+        reason = self.learner.divergence(info)
+        if reason:
+            raise Diverged(self.step + 1, {**values, **info}, reason)
         loss.backward()
-        self.engine.step()
+        self.learner.step()
         for scheduler in self.schedulers.values():
             scheduler.step()
-        return {
-            "loss": float(loss),
-            **{f"loss_{k}": v for k, v in values.items()},
-            "p_label>0.5": float((probabilities.detach() > 0.5).float().mean()),
-        }
+        return {"loss": float(loss), **{f"loss_{k}": v for k, v in values.items()}, **info}

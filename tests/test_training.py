@@ -9,11 +9,12 @@ import torch
 from deepproblog.train import TrainObject
 
 from nesy_gedi.config import QuerySpec, load_config
+from nesy_gedi.data.mnist import to_tensor
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
-from nesy_gedi.run import run_task, to_tensor
+from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.train import Interrupted, Trainer, symbolic_loss
 
@@ -36,7 +37,7 @@ def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
         QuerySpec(term="addition(A,B,S)", output="S", inputs={"A": "image", "B": "image"}), program
     )
     net = build_network("mnist_lenet", 10)
-    engine = DeepProbLogEngine(program, {"mnist_net": net}, {"train": to_tensor(mnist.train, torch.device("cpu"))}, 0.1)
+    engine = DeepProbLogEngine(program, {"mnist_net": net}, {"train": to_tensor(mnist.train.images)}, 0.1)
     queries = [
         template.query("train", [2 * i, 2 * i + 1], template.label(mnist.train.labels[2 * i : 2 * i + 2]))
         for i in range(8)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from nesy_gedi.errors import UserError
 
@@ -45,6 +46,11 @@ class Mnist:
     train: Split
     test: Split
     source: str
+
+
+def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], the range DeepProbLog's example and EBMs use."""
+    return torch.tensor(images, dtype=torch.float32).div(127.5).sub(1.0).unsqueeze(1).to(device)
 
 
 def default_cache_dir() -> Path:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
 from torch import nn
 
-from nesy_gedi.errors import UserError
+from nesy_gedi.config import parse_method_args
 from nesy_gedi.methods.base import Method, TrainBatch
 from nesy_gedi.methods.dpl import DeepProbLog
 
@@ -19,11 +18,7 @@ METHODS: dict[str, type[Method]] = {
 def make_method(name: str, args: dict[str, Any], networks: dict[str, nn.Module]) -> Method:
     """The named method with its validated `method_args`."""
     cls = METHODS[name]
-    try:
-        parsed = cls.Args.model_validate(args)
-    except ValidationError as exc:
-        problems = "; ".join(f"method_args.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"method '{name}': {problems}") from None
+    parsed = parse_method_args(cls.Args, args, name)
     return cls(parsed, networks)
 
 

@@ -1,0 +1,127 @@
+"""Cost of one GEDI iteration against the network passes it is made of, measured side by side.
+
+Run: .venv/bin/python bench/gedi_step.py [--out docs/benchmarks.md]
+Real MNIST, the LeNet-style network, the settings of tasks/gedi_mnist.yaml (batch 256, 64 SGLD chains),
+2 torch threads. For K = 5, 10, 20 it times whole GEDI iterations (loss terms, backward, Adam step) and,
+inside them, SGLD sampling; then, in the same process and on the same tensors, the bare passes an
+iteration needs: K forward+input-gradient passes on the chains, one forward+backward on all inputs of
+the step (data copy, two views, samples) and an Adam step. Overhead = iteration / bare passes - 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from datetime import date
+
+import torch
+from sections import write_section
+
+from nesy_gedi.config import PretrainConfig, load_config
+from nesy_gedi.data.mnist import load_mnist, to_tensor
+from nesy_gedi.networks import build_network
+from nesy_gedi.ssl.augment import make_views
+from nesy_gedi.ssl.objectives import SSLContext, make_objective
+from nesy_gedi.ssl.sgld import Domain
+
+REPEATS = 30
+
+
+def best_of(fn, repeats: int = REPEATS) -> float:
+    """Median seconds of `fn` after two warm-up calls (robust to the odd slow call)."""
+    fn(), fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def measure(steps: int, config: PretrainConfig, images: torch.Tensor) -> str:
+    """One table row: a GEDI iteration with K = steps, and the bare passes it is made of."""
+    torch.manual_seed(0)
+    net = build_network("mnist_lenet", 10)
+    generator = torch.Generator().manual_seed(0)
+    sgld = config.sgld.model_copy(update={"steps": steps})
+    low = torch.full((1, 28, 28), -1.0)
+    context = SSLContext(Domain(low, -low), make_views(config.augment, "images", generator), sgld, generator)
+    objective = make_objective("gedi", config.method_args, net, context)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    sampling: list[float] = []
+    original = objective.sampler.sample
+
+    def timed_sample(*args, **kwargs) -> torch.Tensor:
+        started = time.perf_counter()
+        out = original(*args, **kwargs)
+        sampling.append(time.perf_counter() - started)
+        return out
+
+    objective.sampler.sample = timed_sample
+
+    def iteration() -> None:
+        optimizer.zero_grad()
+        terms, _ = objective.loss_terms(images, 0)
+        sum(terms.values()).backward()
+        optimizer.step()
+
+    total = best_of(iteration)
+    sample = sorted(sampling[2:])[len(sampling[2:]) // 2]
+
+    chains = torch.rand(sgld.negatives, 1, 28, 28) * 2 - 1
+    everything = torch.cat([images, images, images, chains])  # data copy, views a and b, samples
+
+    def chain_pass() -> None:
+        x = chains.clone().requires_grad_(True)
+        torch.autograd.grad(torch.logsumexp(objective.cluster_net(x), -1).sum(), x)
+
+    def step_pass() -> None:
+        optimizer.zero_grad()
+        objective.cluster_net(everything).logsumexp(-1).mean().backward()
+        optimizer.step()
+
+    net.eval()
+    one_chain_pass = best_of(chain_pass)
+    net.train()
+    bare = steps * one_chain_pass + best_of(step_pass)
+    return (
+        f"| {steps} | {total * 1e3:.1f} | {sample * 1e3:.1f} | {(total - sample) * 1e3:.1f} | "
+        f"{one_chain_pass * 1e3:.2f} | {bare * 1e3:.1f} | {100 * (total / bare - 1):+.0f}% |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="docs/benchmarks.md")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    config = load_config("tasks/gedi_mnist.yaml", kind=PretrainConfig)
+    batch = config.train.batch_size
+    images = to_tensor(load_mnist().train.images[:batch])
+    rows = []
+    for steps in (5, 10, 20):
+        rows.append(measure(steps, config, images))
+        print(rows[-1], flush=True)
+    text = "\n".join(
+        [
+            "## GEDI iteration cost",
+            "",
+            f"`.venv/bin/python bench/gedi_step.py` on {date.today()}, {platform.machine()} CPU, 2 torch threads, "
+            f"no GPU ({platform.platform()}); real MNIST, LeNet-style network, batch {batch}, "
+            f"{config.sgld.negatives} SGLD chains, the augmentations of tasks/gedi_mnist.yaml; median of "
+            f"{REPEATS} iterations. *Bare passes* is what the iteration cannot avoid, timed alone in the same "
+            "process: K forward+input-gradient passes on the chains plus one forward+backward on all inputs of "
+            "the step (data copy, two augmented views, samples) and an Adam step. The rest of the iteration "
+            "is the augmentations, the loss arithmetic and bookkeeping.",
+            "",
+            "| K | iteration ms | SGLD sampling ms | rest ms | one chain pass ms | bare passes ms | overhead |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+    write_section(args.out, "gedi-step", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""`nesy-gedi pretrain`, top to bottom: task -> unlabelled data -> network + objective -> training ->
+clusters, OOD scores, picture -> report. The run's checkpoint is what a program task's `init:` loads."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nesy_gedi.config import PretrainConfig, dump_config
+from nesy_gedi.data.fashion import load_fashion_test
+from nesy_gedi.data.mnist import default_cache_dir, load_mnist, to_tensor
+from nesy_gedi.data.toy import make_points
+from nesy_gedi.errors import UserError
+from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
+from nesy_gedi.networks import build_network
+from nesy_gedi.report import PRETRAIN_KEYS, PRETRAIN_NOTES, plot_regions, plot_samples, summary_table, write_report
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir, versions
+from nesy_gedi.ssl.augment import make_views
+from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
+from nesy_gedi.ssl.sgld import Domain
+from nesy_gedi.train import Diverged, Trainer, resolve_device, seed_everything
+
+NETWORK = "net"
+"""the name of the pretrained network in the checkpoint"""
+
+
+def load_pretrained(network: torch.nn.Module, folder: str, where: str) -> None:
+    """Start a network from a pretraining run's final weights (`networks.<name>.init`)."""
+    state = torch.load(Path(folder) / CHECKPOINT, map_location="cpu", weights_only=False)
+    try:
+        network.load_state_dict(state["networks"][NETWORK])
+    except (KeyError, RuntimeError) as exc:
+        raise UserError(
+            f"{where}: {folder} does not hold a network of this architecture and size "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "pretrain with the same arch and clusters = domain size"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Unlabelled:
+    kind: str
+    """`images` or `points`"""
+    train: torch.Tensor
+    test: torch.Tensor
+    test_labels: np.ndarray
+    """used only to score the clusters, never in training"""
+    domain: Domain
+    source: str
+
+
+def _take(size: int | None, available: int, key: str) -> int:
+    if size is not None and size > available:
+        raise UserError(f"{key}: {size} asked for, but only {available} are available")
+    return size or available
+
+
+def load_unlabelled(config: PretrainConfig, cache: Path, device: torch.device) -> Unlabelled:
+    data = config.data
+    if data.source == "mnist":
+        mnist = load_mnist(data.dir, cache)
+        n_train = _take(data.train_size, len(mnist.train.labels), "data.train_size")
+        n_test = _take(data.test_size, len(mnist.test.labels), "data.test_size")
+        low = torch.full((1, 28, 28), -1.0, device=device)
+        return Unlabelled(
+            "images",
+            to_tensor(mnist.train.images[:n_train], device),
+            to_tensor(mnist.test.images[:n_test], device),
+            mnist.test.labels[:n_test],
+            Domain(low, -low),
+            mnist.source,
+        )
+    points = make_points(data.source, data.train_size or 2000, data.test_size or 1000, data.noise, config.seed)
+    return Unlabelled(
+        "points",
+        points.train.to(device),
+        points.test.to(device),
+        points.test_labels,
+        Domain(points.low.to(device), points.high.to(device)),
+        f"scikit-learn make_{data.source}",
+    )
+
+
+class PretrainLearner:
+    """Trains one network on the objective's terms for batches of unlabelled inputs."""
+
+    def __init__(self, objective: Objective, inputs: torch.Tensor) -> None:
+        self.objective, self.inputs = objective, inputs
+        self.networks = {NETWORK: objective.network}
+        self.progress = ("max_prob", "energy_gap") if objective.generative else ("max_prob",)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        self.objective.network.train()
+        return self.objective.loss_terms(self.inputs[torch.as_tensor(rows, device=self.inputs.device)], step)
+
+    def divergence(self, info: dict[str, float]) -> str | None:
+        return self.objective.divergence(info)
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad()
+
+    def step(self) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        return self.objective.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.objective.load_state_dict(state)
+
+
+def evaluate(config: PretrainConfig, objective: Objective, data: Unlabelled, cache: Path) -> dict:
+    """Cluster quality on held-out inputs and, for images, energy-score OOD detection."""
+    batch = config.eval.batch_size
+    logits = batched_logits(objective.cluster_net, data.test, batch)
+    metrics = cluster_metrics(logits.argmax(-1).numpy(), data.test_labels)
+    if data.kind == "images" and config.eval.ood:
+        score_in = torch.logsumexp(logits, -1)
+        fashion = to_tensor(load_fashion_test(cache), data.test.device)
+        noise = data.domain.uniform(len(fashion), torch.Generator(data.test.device).manual_seed(config.seed))
+        for name, inputs in (("fashion", fashion), ("noise", noise)):
+            metrics[f"ood_auroc_{name}"] = ood_auroc(
+                score_in, torch.logsumexp(batched_logits(objective.cluster_net, inputs, batch), -1)
+            )
+    return metrics
+
+
+def picture(run: RunDir, objective: Objective, data: Unlabelled, seed: int) -> list[str]:
+    samples = objective.samples()
+    if data.kind == "points":
+
+        def predict(points: torch.Tensor) -> np.ndarray:
+            return batched_logits(objective.cluster_net, points.to(data.test.device)).argmax(-1).numpy()
+
+        return [plot_regions(run, predict, data.test, data.test_labels, data.domain.low, data.domain.high, samples)]
+    if samples is None:
+        return []
+    pick = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))[:64]
+    return [plot_samples(run, samples[pick.to(samples.device)])]
+
+
+def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = False) -> dict:
+    device = resolve_device(config.device)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    run.write_text(CONFIG, dump_config(config))
+    run.write_json("versions.json", versions())
+    cache = Path(config.data.cache) if config.data.cache else default_cache_dir()
+    data = load_unlabelled(config, cache, device)
+
+    seed_everything(config.seed)
+    network = build_network(config.network.arch, config.network.clusters).to(device)
+    generator = torch.Generator(device).manual_seed(config.seed)
+    context = SSLContext(data.domain, make_views(config.augment, data.kind, generator), config.sgld, generator)
+    objective = make_objective(config.method, config.method_args, network, context)
+    trainer = Trainer(PretrainLearner(objective, data.train), len(data.train), config.train, config.seed, run)
+    if resume and run.has(CHECKPOINT):
+        trainer.restore()
+        print(f"resuming from step {trainer.step} of {trainer.total_steps}")
+
+    metrics: dict = {
+        "task": config.name,
+        "method": config.method,
+        "seed": config.seed,
+        "command": command,
+        "data_source": data.source,
+        "train_inputs": len(data.train),
+        "test_inputs": len(data.test),
+    }
+    try:
+        result = trainer.train()
+    except Diverged as exc:
+        metrics.update(exc.summary(trainer.seconds))
+        run.write_json(METRICS, metrics)
+        write_report(run, config.name, config.method, metrics, [], PRETRAIN_KEYS, PRETRAIN_NOTES)
+        raise
+    metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds)
+    started = time.perf_counter()
+    metrics.update(evaluate(config, objective, data, cache))
+    pictures = picture(run, objective, data, config.seed)
+    metrics["eval_seconds"] = time.perf_counter() - started
+    run.write_json(METRICS, metrics)
+    write_report(run, config.name, config.method, metrics, pictures, PRETRAIN_KEYS, PRETRAIN_NOTES)
+    print(summary_table(metrics, PRETRAIN_KEYS))
+    print(f"run folder: {run.path}")
+    return metrics

@@ -1,0 +1,90 @@
+"""What a self-supervised objective is: loss terms computed from the cluster logits of one network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from torch import nn
+from torchvision.transforms import v2
+
+from nesy_gedi.ssl.sgld import Domain, SGLDSpec
+
+
+class ObjectiveArgs(BaseModel):
+    """An objective's keyword arguments from `method_args:`; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    temperature: PositiveFloat = Field(1.0, description="τ: cluster logits are the network's logits divided by τ")
+
+
+@dataclass(frozen=True)
+class SSLContext:
+    """What an objective needs besides the network: where inputs live, how views are drawn, how negatives are
+    sampled (task-level settings, as they depend on the data), and one seeded RNG."""
+
+    domain: Domain
+    views: v2.Transform
+    sgld: SGLDSpec
+    generator: torch.Generator
+
+
+class Tempered(nn.Module):
+    """Cluster logits = network logits / τ; the neural predicate and every term read these."""
+
+    def __init__(self, network: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.network, self.temperature = network, temperature
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.network(x)
+        return logits if self.temperature == 1.0 else logits / self.temperature
+
+
+class CosinePrototypes(nn.Module):
+    """SwAV's head: cosine scores between normalised features and the network's last-layer rows (no bias)."""
+
+    def __init__(self, network: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.network, self.temperature = network, temperature
+        self.frozen = False
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        prototypes = self.network.head.weight
+        prototypes = prototypes.detach() if self.frozen else prototypes
+        return F.normalize(self.network.features(x), dim=-1) @ F.normalize(prototypes, dim=-1).t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scores(x) / self.temperature
+
+
+class Objective:
+    """Named, weighted loss terms for a batch of unlabelled inputs, plus numbers worth logging."""
+
+    Args: type[ObjectiveArgs] = ObjectiveArgs
+    generative = False
+    """True when the objective models p(x) (has SGLD samples to show)"""
+
+    def __init__(self, args: ObjectiveArgs, network: nn.Module, context: SSLContext) -> None:
+        self.args, self.network, self.context = args, network, context
+        self.cluster_net: nn.Module = Tempered(network, args.temperature)
+
+    def loss_terms(self, x: torch.Tensor, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        raise NotImplementedError
+
+    def divergence(self, info: dict[str, float]) -> str | None:
+        """Why the run must stop, if the logged numbers show it has diverged."""
+        return None
+
+    def samples(self) -> torch.Tensor | None:
+        """Model samples for pictures (generative objectives only)."""
+        return None
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

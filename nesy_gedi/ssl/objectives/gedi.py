@@ -1,0 +1,93 @@
+"""`gedi`: generative + invariance + prior terms on one network's cluster logits (GEDI_SPEC.md §2, §6).
+
+The ablations (`jem`, `gedi-nogen`, `inv-only`, `prior-only`) are this objective with terms switched off;
+they take the same arguments, so one task file serves every method (`--set method=jem`), and the
+settings of a switched-off term are unused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field, NonNegativeFloat, PositiveFloat
+
+from nesy_gedi.ssl.objectives.base import Objective, ObjectiveArgs, SSLContext
+from nesy_gedi.ssl.sgld import SGLDSampler
+from nesy_gedi.ssl.terms import energy, energy_penalty, generative_loss, invariance_loss, prior_loss
+
+
+class GediArgs(ObjectiveArgs):
+    w_gen: NonNegativeFloat = Field(1.0, description="weight of the generative (energy) term")
+    data_noise: NonNegativeFloat = Field(0.03, description="σ of the noise added to data for the energy term")
+    energy_l2: NonNegativeFloat = Field(0.0, description="weight of the L2 penalty on energies (0 = off)")
+    max_energy_gap: PositiveFloat = Field(1e4, description="stop the run when |E(samples) - E(data)| exceeds this")
+
+    w_inv: NonNegativeFloat = Field(1.0, description="weight of the invariance term")
+    symmetric: bool = Field(False, description="average both directions of the view cross-entropy")
+
+    w_prior: NonNegativeFloat = Field(1.0, description="weight of the uniform-prior term")
+
+
+class Gedi(Objective):
+    Args = GediArgs
+    terms: tuple[str, ...] = ("gen", "inv", "prior")
+
+    def __init__(self, args: GediArgs, network: torch.nn.Module, context: SSLContext) -> None:
+        super().__init__(args, network, context)
+        self.generative = "gen" in self.terms
+        self.sampler = SGLDSampler(context.sgld, context.domain, context.generator) if self.generative else None
+
+    def loss_terms(self, x: torch.Tensor, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        args, gen = self.args, self.context.generator
+        inputs: dict[str, torch.Tensor] = {}
+        if "inv" in self.terms or "prior" in self.terms:
+            inputs["a"] = self.context.views(x)
+        if "inv" in self.terms:
+            inputs["b"] = self.context.views(x)
+        if self.generative:
+            inputs["data"] = x + args.data_noise * torch.randn(x.shape, generator=gen, device=x.device)
+            inputs["samples"] = self.sampler.sample(
+                self.cluster_net, self.network, self.context.sgld.negatives or len(x)
+            )
+        # one network call for everything: with batch norm, the samples (a minority of the batch) are
+        # normalised with statistics dominated by the data, as the sampler's running statistics are
+        sizes = [len(v) for v in inputs.values()]
+        logits = dict(zip(inputs, self.cluster_net(torch.cat(list(inputs.values()))).split(sizes), strict=True))
+
+        terms: dict[str, torch.Tensor] = {}
+        info: dict[str, float] = {}
+        if self.generative:
+            terms["gen"] = args.w_gen * generative_loss(logits["data"], logits["samples"])
+            if args.energy_l2 > 0:
+                terms["energy_l2"] = args.energy_l2 * energy_penalty(logits["data"], logits["samples"])
+            e_data, e_samples = (float(energy(logits[k].detach()).mean()) for k in ("data", "samples"))
+            info.update(energy_data=e_data, energy_samples=e_samples, energy_gap=e_samples - e_data)
+        if "inv" in self.terms:
+            terms["inv"] = args.w_inv * invariance_loss(logits["a"], logits["b"], args.symmetric)
+        if "prior" in self.terms:
+            terms["prior"] = args.w_prior * prior_loss(logits["a"])
+        assigned = logits["a"] if "a" in logits else logits["data"]
+        probs = torch.softmax(assigned.detach(), -1)
+        marginal = probs.mean(0)
+        info.update(
+            max_prob=float(probs.max(-1).values.mean()),
+            marginal_entropy=float(-(marginal * torch.log(marginal + 1e-12)).sum() / math.log(probs.shape[-1])),
+        )
+        return terms, info
+
+    def divergence(self, info: dict[str, float]) -> str | None:
+        gap = info.get("energy_gap")
+        if gap is not None and not (abs(gap) <= self.args.max_energy_gap):
+            return f"energy gap {gap:.3g} beyond method_args.max_energy_gap = {self.args.max_energy_gap:g}"
+        return None
+
+    def samples(self) -> torch.Tensor | None:
+        return self.sampler.buffer if self.sampler is not None else None
+
+    def state_dict(self) -> dict:
+        return {"sampler": self.sampler.state_dict()} if self.sampler is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state["sampler"])

@@ -1,0 +1,44 @@
+"""`swav`: swapped prediction of Sinkhorn-Knopp codes between two views (SwAV's published defaults).
+
+Prototypes are the rows of the network's last layer (bias unused), compared by cosine with the
+normalised features before it; they are frozen for the first `freeze_prototypes` iterations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from nesy_gedi.ssl.objectives.base import CosinePrototypes, Objective, ObjectiveArgs, SSLContext
+from nesy_gedi.ssl.terms import swapped_prediction_loss
+
+
+class SwavArgs(ObjectiveArgs):
+    temperature: PositiveFloat = Field(0.1, description="τ of the swapped prediction and the cluster logits")
+    epsilon: PositiveFloat = Field(0.05, description="Sinkhorn-Knopp entropy regularisation")
+    sinkhorn_iterations: PositiveInt = 3
+    freeze_prototypes: NonNegativeInt = Field(313, description="iterations with fixed prototypes")
+    w_swav: NonNegativeFloat = Field(1.0, description="weight of the SwAV loss")
+
+
+class Swav(Objective):
+    Args = SwavArgs
+
+    def __init__(self, args: SwavArgs, network: torch.nn.Module, context: SSLContext) -> None:
+        super().__init__(args, network, context)
+        self.cluster_net = CosinePrototypes(network, args.temperature)
+
+    def loss_terms(self, x: torch.Tensor, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        args = self.args
+        self.cluster_net.frozen = step < args.freeze_prototypes
+        views = torch.cat([self.context.views(x), self.context.views(x)])
+        scores_a, scores_b = self.cluster_net.scores(views).split(len(x))
+        loss = swapped_prediction_loss(scores_a, scores_b, args.temperature, args.epsilon, args.sinkhorn_iterations)
+        probs = torch.softmax(scores_a.detach() / args.temperature, -1)
+        marginal = probs.mean(0)
+        return {"swav": args.w_swav * loss}, {
+            "max_prob": float(probs.max(-1).values.mean()),
+            "marginal_entropy": float(-(marginal * torch.log(marginal + 1e-12)).sum() / math.log(probs.shape[-1])),
+        }

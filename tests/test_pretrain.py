@@ -1,0 +1,154 @@
+"""`nesy-gedi pretrain` end to end: toy data, small slices of real MNIST, resume, divergence, `init:`."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+import yaml
+
+from nesy_gedi.cli import main
+from nesy_gedi.config import PretrainConfig, TaskConfig, load_config
+from nesy_gedi.pretrain import NETWORK, pretrain
+from nesy_gedi.rundir import RunDir
+from nesy_gedi.train import Diverged, Interrupted, Trainer
+
+from .conftest import ROOT
+
+MOONS = ROOT / "tasks" / "gedi_moons.yaml"
+SHORT = {"train.iterations": "300", "sgld.steps": "5"}
+# MNIST: 2,000 unlabelled training images, 500 held out, a few steps; OOD scores on
+MNIST_SMALL = {
+    "data.train_size": "2000",
+    "data.test_size": "500",
+    "train.iterations": "20",
+    "train.batch_size": "64",
+    "sgld.steps": "2",
+    "sgld.buffer_size": "256",
+}
+
+
+def comparable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k != "command"}
+
+
+@pytest.fixture(scope="module")
+def moons_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("moons")
+    return folder, pretrain(load_config(MOONS, SHORT, PretrainConfig), RunDir(folder), "test")
+
+
+def test_short_moons_run_clusters_and_writes_its_folder(moons_run):
+    folder, metrics = moons_run
+    for name in ("config.yaml", "versions.json", "metrics.json", "checkpoint.pt", "train_log.jsonl", "clusters.png"):
+        assert (folder / name).is_file(), name
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["nmi"] == metrics["nmi"] >= 0.5
+    assert metrics["cluster_accuracy"] >= 0.8
+    row = json.loads((folder / "train_log.jsonl").read_text().splitlines()[-1])
+    assert {"loss_gen", "loss_inv", "loss_prior", "energy_gap", "max_prob"} <= row.keys()
+    assert row["loss"] == pytest.approx(row["loss_gen"] + row["loss_inv"] + row["loss_prior"], rel=1e-5)
+
+
+def test_interrupted_pretraining_resumes_to_the_same_result(moons_run, tmp_path, monkeypatch):
+    config = load_config(MOONS, {**SHORT, "train.checkpoint_every": "100"}, PretrainConfig)
+    original = Trainer._train_step
+
+    def interrupt_at_150(self, rows):
+        if self.step == 150:
+            raise KeyboardInterrupt
+        return original(self, rows)
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupt_at_150)
+    with pytest.raises(Interrupted):
+        pretrain(config, RunDir(tmp_path), "test")
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    resumed = pretrain(load_config(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
+    assert comparable(resumed) == comparable(moons_run[1])
+
+
+def test_runaway_energy_stops_the_run_and_keeps_the_checkpoint(tmp_path, capsys):
+    code = main(
+        ["pretrain", str(MOONS), "--out", str(tmp_path), "--set", "method_args.max_energy_gap=1e-6"]
+        + [f"--set={k}={v}" for k, v in {**SHORT, "train.checkpoint_every": "1"}.items()]
+    )
+    assert code == 1
+    assert "energy gap" in capsys.readouterr().err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and "max_energy_gap" in metrics["divergence"]
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_nan_loss_is_reported_as_divergence(tmp_path, monkeypatch):
+    from nesy_gedi.ssl.objectives.gedi import Gedi
+
+    original = Gedi.loss_terms
+
+    def poisoned(self, x, step):
+        terms, info = original(self, x, step)
+        return ({**terms, "gen": terms["gen"] * float("nan")} if step == 5 else terms), info
+
+    monkeypatch.setattr(Gedi, "loss_terms", poisoned)
+    with pytest.raises(Diverged, match="not finite at step 6"):
+        pretrain(load_config(MOONS, SHORT, PretrainConfig), RunDir(tmp_path), "test")
+    assert json.loads((tmp_path / "metrics.json").read_text())["diverged_at_step"] == 6
+
+
+@pytest.mark.parametrize("method", ["gedi", "swav"])
+def test_mnist_pretraining_scores_clusters_and_ood(method, tmp_path):
+    config = load_config(ROOT / "tasks" / "gedi_mnist.yaml", {**MNIST_SMALL, "method": method}, PretrainConfig)
+    metrics = pretrain(config, RunDir(tmp_path), "test")
+    assert 0 <= metrics["nmi"] <= 1 and 0.1 <= metrics["cluster_accuracy"] <= 1
+    assert 0 <= metrics["ood_auroc_fashion"] <= 1 and 0 <= metrics["ood_auroc_noise"] <= 1
+    assert (tmp_path / "samples.png").is_file() == (method == "gedi")
+
+
+def test_program_task_starts_from_a_pretrained_network(tmp_path, task_file):
+    pre = tmp_path / "pre"
+    config = load_config(ROOT / "tasks" / "gedi_mnist.yaml", MNIST_SMALL, PretrainConfig)
+    config.eval.ood = False
+    pretrain(config, RunDir(pre), "test")
+    task = task_file()
+    data = yaml.safe_load(task.read_text())
+    data["networks"]["mnist_net"]["init"] = str(pre)
+    task.write_text(yaml.safe_dump(data))
+    loaded = load_config(task, {"train.iterations": "1"})
+    assert isinstance(loaded, TaskConfig) and loaded.networks["mnist_net"].init == str(pre)
+
+    from nesy_gedi.networks import build_network
+    from nesy_gedi.pretrain import load_pretrained
+
+    net = build_network("mnist_lenet", 10)
+    load_pretrained(net, str(pre), "networks.mnist_net.init")
+    saved = torch.load(pre / "checkpoint.pt", weights_only=False)["networks"][NETWORK]
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in saved.items())
+
+
+def test_init_that_is_not_a_run_folder_is_a_clear_error(tmp_path, task_file, capsys):
+    task = task_file()
+    data = yaml.safe_load(task.read_text())
+    data["networks"]["mnist_net"]["init"] = "nowhere"
+    task.write_text(yaml.safe_dump(data))
+    assert main(["run", str(task)]) == 2
+    err = capsys.readouterr().err
+    assert "networks.mnist_net.init" in err and "pretrain" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("method=gedy", r"unknown method 'gedy'; known: gedi, gedi-nogen, inv-only, jem, prior-only, swav"),
+        ("method_args.w_genn=2", r"method_args.w_genn: no such key"),
+        ("network.arch=resnet", r"unknown architecture 'resnet'"),
+        ("augment.jiter=0.2", r"key 'augment.jiter': no such key"),
+        ("sgld.steps=0", r"key 'sgld.steps': Input should be greater than 0"),
+        ("data.source=cifar", r"key 'data.source'"),
+    ],
+)
+def test_bad_pretrain_input_is_one_clear_message(override, expected, capsys, tmp_path):
+    code = main(["pretrain", str(MOONS), "--set", override, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert re.search(expected, err), err
