@@ -62,15 +62,21 @@ class EvalSpec(_Strict):
     batch_size: PositiveInt = 64
 
 
-class TaskConfig(_Strict):
+class _RunSpec(_Strict):
+    """What every task file has: a name, the seed, the device and a method with its arguments."""
+
     name: str
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    method: str
+    method_args: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskConfig(_RunSpec):
     program: str
     query: QuerySpec
     networks: dict[str, NetworkSpec]
     method: str = "dpl"
-    method_args: dict[str, Any] = Field(default_factory=dict)
     engine: Literal["compiled", "deepproblog"] = "compiled"
     data: DataSpec = Field(default_factory=DataSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -87,7 +93,7 @@ class PretrainData(_Strict):
 
 
 class PretrainNetwork(_Strict):
-    arch: str = Field(description="architecture name from the network registry (mnist_lenet, mlp_2d)")
+    arch: str = Field(description="architecture name from the network registry (mnist_lenet_bn, mlp_2d, ...)")
     clusters: PositiveInt = Field(description="number of clusters = network outputs")
 
 
@@ -96,16 +102,12 @@ class PretrainEval(_Strict):
     ood: bool = Field(True, description="images: energy-score AUROC against Fashion-MNIST and uniform noise")
 
 
-class PretrainConfig(_Strict):
+class PretrainConfig(_RunSpec):
     """A self-supervised pretraining task (`nesy-gedi pretrain`): no program, unlabelled inputs."""
 
-    name: str
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     data: PretrainData
     network: PretrainNetwork
     method: str = "gedi"
-    method_args: dict[str, Any] = Field(default_factory=dict)
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     sgld: SGLDSpec = Field(default_factory=SGLDSpec)
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(batch_size=256))
@@ -204,6 +206,10 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind:
         raise UserError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a task must be a YAML mapping of keys to values")
+    if kind is TaskConfig and "program" not in data and "network" in data:
+        raise UserError(f"{path}: a pretraining task (a network:, no program:); run it with nesy-gedi pretrain")
+    if kind is PretrainConfig and "program" in data:
+        raise UserError(f"{path}: a program task (it has a program:); run it with nesy-gedi run")
     for key, value in overrides.items():
         _set_dotted(data, key, parse_value(value))
     try:

@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nesy_gedi.config import PretrainConfig, dump_config
+from nesy_gedi.config import PretrainConfig
 from nesy_gedi.data.fashion import load_fashion_test
-from nesy_gedi.data.mnist import default_cache_dir, load_mnist, to_tensor
+from nesy_gedi.data.mnist import load_mnist, to_tensor
 from nesy_gedi.data.toy import make_points
 from nesy_gedi.errors import UserError
 from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
 from nesy_gedi.networks import build_network
 from nesy_gedi.report import PRETRAIN_KEYS, PRETRAIN_NOTES, plot_regions, plot_samples, summary_table, write_report
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir, versions
+from nesy_gedi.rundir import CHECKPOINT, METRICS, RunDir
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
-from nesy_gedi.train import Diverged, Trainer, resolve_device, seed_everything
+from nesy_gedi.train import Diverged, Trainer, seed_everything, start_run
 
 NETWORK = "net"
 """the name of the pretrained network in the checkpoint"""
@@ -150,12 +150,7 @@ def picture(run: RunDir, objective: Objective, data: Unlabelled, seed: int) -> l
 
 
 def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = False) -> dict:
-    device = resolve_device(config.device)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    run.write_text(CONFIG, dump_config(config))
-    run.write_json("versions.json", versions())
-    cache = Path(config.data.cache) if config.data.cache else default_cache_dir()
+    device, cache = start_run(config, run)
     data = load_unlabelled(config, cache, device)
 
     seed_everything(config.seed)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from nesy_gedi.config import TaskConfig, dump_config
-from nesy_gedi.data.mnist import default_cache_dir, load_mnist, to_tensor
+from nesy_gedi.config import TaskConfig
+from nesy_gedi.data.mnist import load_mnist, to_tensor
 from nesy_gedi.data.queries import build_query_set
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
@@ -20,8 +19,8 @@ from nesy_gedi.metrics import concept_metrics, predict_concepts, task_accuracy
 from nesy_gedi.networks import build_network
 from nesy_gedi.pretrain import load_pretrained
 from nesy_gedi.report import plot_confusion, summary_table, write_report
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir, versions
-from nesy_gedi.train import Diverged, QueryLearner, Trainer, resolve_device, seed_everything
+from nesy_gedi.rundir import CHECKPOINT, METRICS, RunDir
+from nesy_gedi.train import Diverged, QueryLearner, Trainer, seed_everything, start_run
 
 
 def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
@@ -42,13 +41,7 @@ def _save_indices(path: str, **arrays: np.ndarray) -> None:
 
 
 def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False) -> dict:
-    device = resolve_device(config.device)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    run.write_text(CONFIG, dump_config(config))
-    run.write_json("versions.json", versions())
-
-    cache = Path(config.data.cache) if config.data.cache else default_cache_dir()
+    device, cache = start_run(config, run)
     mnist = load_mnist(config.data.dir, cache, config.data.source)
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")

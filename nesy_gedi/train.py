@@ -13,6 +13,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -20,13 +21,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nesy_gedi.config import TrainSpec
+from nesy_gedi.config import PretrainConfig, TaskConfig, TrainSpec, dump_config
+from nesy_gedi.data.mnist import default_cache_dir
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
-from nesy_gedi.rundir import CHECKPOINT, RunDir
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, RunDir, versions
 
 
 class Interrupted(Exception):
@@ -69,6 +71,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def start_run(config: TaskConfig | PretrainConfig, run: RunDir) -> tuple[torch.device, Path]:
+    """Device and threads as the task asks; the resolved task and versions saved first; the data cache."""
+    device = resolve_device(config.device)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    run.write_text(CONFIG, dump_config(config))
+    run.write_json("versions.json", versions())
+    return device, Path(config.data.cache) if config.data.cache else default_cache_dir()
+
+
 def seed_everything(seed: int) -> None:
     """One seed fixes initialisation and every sampler (DeepProbLog's top-k sampling uses numpy)."""
     random.seed(seed)
@@ -105,13 +117,8 @@ class QueryLearner:
         train_set: QuerySet,
         images: torch.Tensor,
     ) -> None:
-        self.engine, self.method, self.template, self.train_set, self.images = (
-            engine,
-            method,
-            template,
-            train_set,
-            images,
-        )
+        self.engine, self.method, self.template = engine, method, template
+        self.train_set, self.images = train_set, images
         self.networks = engine.networks
 
     def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
@@ -231,6 +238,9 @@ class Trainer:
         except KeyboardInterrupt:
             self.save()
             raise Interrupted(self.step) from None
+        except Diverged:
+            self.save()  # the networks are still those of the last finished step: nothing was stepped
+            raise
         finally:
             bar.close()
         self.save()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nesy_gedi.config import dump_config, load_config
+from nesy_gedi.config import PretrainConfig, dump_config, load_config
 from nesy_gedi.errors import UserError
 
 from .conftest import ROOT
@@ -12,8 +12,17 @@ from .conftest import ROOT
 
 def test_shipped_tasks_load():
     for path in sorted((ROOT / "tasks").glob("*.yaml")):
-        config = load_config(path)
-        assert config.program.endswith(".pl")
+        if "program:" in path.read_text():
+            assert load_config(path).program.endswith(".pl")
+        else:
+            assert load_config(path, kind=PretrainConfig).network.clusters >= 2
+
+
+def test_a_task_given_to_the_wrong_command_says_which_command_to_use():
+    with pytest.raises(UserError, match="pretraining task .* run it with nesy-gedi pretrain"):
+        load_config(ROOT / "tasks" / "gedi_mnist.yaml")
+    with pytest.raises(UserError, match="program task .* run it with nesy-gedi run"):
+        load_config(ROOT / "tasks" / "mnist_add.yaml", kind=PretrainConfig)
 
 
 def test_defaults_overrides_and_float_syntax(task_file):
