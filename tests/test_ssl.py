@@ -164,3 +164,22 @@ def test_misspelt_or_mistyped_method_args_are_clear_errors():
         make_objective("gedi-nogen", {"w_gen_typo": 1.0}, net, _context(0, "points"))
     with pytest.raises(UserError, match="method_args.data_noise"):
         make_objective("jem", {"data_noise": "some"}, net, _context(0, "points"))
+
+
+def test_stroke_width_filter_is_a_3x3_max_filter():
+    from nesy_gedi.ssl.augment import _max_filter
+
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    assert torch.equal(_max_filter(x), nn.functional.max_pool2d(x, 3, stride=1, padding=1))
+
+
+def test_views_are_per_image_and_stay_in_range():
+    x = torch.full((64, 1, 28, 28), -1.0)
+    x[:, :, 10:18, 12:16] = 1.0  # a bar
+    generator = torch.Generator().manual_seed(0)
+    views = make_views(
+        AugmentSpec(rotation=20, translate=0.15, scale=[0.8, 1.2], stroke=0.7, noise=0.0), "images", generator
+    )
+    out = views(x)
+    assert out.shape == x.shape and out.min() >= -1 - 1e-5 and out.max() <= 1 + 1e-5
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 64  # every image got its own transform

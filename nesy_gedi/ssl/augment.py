@@ -57,6 +57,14 @@ class PerSampleAffine(v2.Transform):
         return F.grid_sample(inpt - background, grid, align_corners=False, padding_mode="zeros") + background
 
 
+def _max_filter(x: torch.Tensor) -> torch.Tensor:
+    """3×3 maximum filter as two separable passes of shifted maxima (max_pool2d with stride 1 is ~10× slower
+    on the CPU)."""
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    rows = torch.maximum(torch.maximum(padded[..., :-2, :], padded[..., 1:-1, :]), padded[..., 2:, :])
+    return torch.maximum(torch.maximum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
+
+
 class StrokeWidth(v2.Transform):
     """Per image, blend toward a dilated (thicker) or eroded (thinner) copy by a random amount in [-s, s].
 
@@ -72,8 +80,7 @@ class StrokeWidth(v2.Transform):
         if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.strength == 0:
             return inpt
         amount = (torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device) * 2 - 1) * self.strength
-        dilated = F.max_pool2d(inpt, 3, stride=1, padding=1)
-        eroded = -F.max_pool2d(-inpt, 3, stride=1, padding=1)
+        dilated, eroded = _max_filter(inpt), -_max_filter(-inpt)
         target = torch.where(amount > 0, dilated, eroded)
         return inpt + amount.abs() * (target - inpt)
 
