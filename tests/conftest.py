@@ -33,3 +33,20 @@ def task_file(tmp_path: Path):
         return path
 
     return write
+
+
+def interrupt_training_at(monkeypatch, step: int, run) -> None:
+    """Run `run()` with a Ctrl-C arriving before training step `step`, expecting `Interrupted`; then undo."""
+    from nesy_gedi.train import Interrupted, Trainer
+
+    original = Trainer._train_step
+
+    def interrupting(self, rows):
+        if self.step == step:
+            raise KeyboardInterrupt
+        return original(self, rows)
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupting)
+    with pytest.raises(Interrupted):
+        run()
+    monkeypatch.setattr(Trainer, "_train_step", original)

@@ -13,9 +13,9 @@ from nesy_gedi.cli import main
 from nesy_gedi.config import PretrainConfig, TaskConfig, load_config
 from nesy_gedi.pretrain import NETWORK, pretrain
 from nesy_gedi.rundir import RunDir
-from nesy_gedi.train import Diverged, Interrupted, Trainer
+from nesy_gedi.train import Diverged
 
-from .conftest import ROOT
+from .conftest import ROOT, interrupt_training_at
 
 MOONS = ROOT / "tasks" / "gedi_moons.yaml"
 SHORT = {"train.iterations": "300", "sgld.steps": "5"}
@@ -56,17 +56,7 @@ def test_short_moons_run_clusters_and_writes_its_folder(moons_run):
 
 def test_interrupted_pretraining_resumes_to_the_same_result(moons_run, tmp_path, monkeypatch):
     config = load_config(MOONS, {**SHORT, "train.checkpoint_every": "100"}, PretrainConfig)
-    original = Trainer._train_step
-
-    def interrupt_at_150(self, rows):
-        if self.step == 150:
-            raise KeyboardInterrupt
-        return original(self, rows)
-
-    monkeypatch.setattr(Trainer, "_train_step", interrupt_at_150)
-    with pytest.raises(Interrupted):
-        pretrain(config, RunDir(tmp_path), "test")
-    monkeypatch.setattr(Trainer, "_train_step", original)
+    interrupt_training_at(monkeypatch, 150, lambda: pretrain(config, RunDir(tmp_path), "test"))
     resumed = pretrain(load_config(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
     assert comparable(resumed) == comparable(moons_run[1])
 

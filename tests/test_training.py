@@ -16,9 +16,9 @@ from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
-from nesy_gedi.train import Interrupted, Trainer, symbolic_loss
+from nesy_gedi.train import symbolic_loss
 
-from .conftest import ROOT
+from .conftest import ROOT, interrupt_training_at
 
 # 800 steps on 1,600 queries: past the plateau where DeepProbLog's digits are still undecided (~20 s)
 TINY = {
@@ -95,18 +95,8 @@ def test_same_seed_same_metrics(tiny_run, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypatch):
     config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
-    original = Trainer._train_step
-
-    def interrupt_at_400(self, rows):
-        if self.step == 400:
-            raise KeyboardInterrupt
-        return original(self, rows)
-
-    monkeypatch.setattr(Trainer, "_train_step", interrupt_at_400)
-    with pytest.raises(Interrupted):
-        run_task(config, RunDir(tmp_path), command="test")
+    interrupt_training_at(monkeypatch, 400, lambda: run_task(config, RunDir(tmp_path), command="test"))
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 400
-    monkeypatch.setattr(Trainer, "_train_step", original)
     resumed = run_task(load_config(tmp_path / "config.yaml"), RunDir(tmp_path), command="test", resume=True)
     assert comparable(resumed) == comparable(tiny_run[1])
     assert len((tmp_path / "train_log.jsonl").read_text().splitlines()) == 800

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,16 @@ class CosinePrototypes(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scores(x) / self.temperature
+
+
+def assignment_stats(logits: torch.Tensor) -> dict[str, float]:
+    """Mean max-probability (confidence) and normalised entropy of the batch marginal (1 = balanced), for logs."""
+    probs = torch.softmax(logits.detach(), -1)
+    marginal = probs.mean(0)
+    return {
+        "max_prob": float(probs.max(-1).values.mean()),
+        "marginal_entropy": float(-(marginal * torch.log(marginal + 1e-12)).sum() / math.log(probs.shape[-1])),
+    }
 
 
 class Objective:

@@ -7,12 +7,10 @@ settings of a switched-off term are unused.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
-from nesy_gedi.ssl.objectives.base import Objective, ObjectiveArgs, SSLContext
+from nesy_gedi.ssl.objectives.base import Objective, ObjectiveArgs, SSLContext, assignment_stats
 from nesy_gedi.ssl.sgld import SGLDSampler
 from nesy_gedi.ssl.terms import energy, energy_penalty, generative_loss, invariance_loss, prior_loss
 
@@ -67,13 +65,7 @@ class Gedi(Objective):
             terms["inv"] = args.w_inv * invariance_loss(logits["a"], logits["b"], args.symmetric)
         if "prior" in self.terms:
             terms["prior"] = args.w_prior * prior_loss(logits["a"])
-        assigned = logits["a"] if "a" in logits else logits["data"]
-        probs = torch.softmax(assigned.detach(), -1)
-        marginal = probs.mean(0)
-        info.update(
-            max_prob=float(probs.max(-1).values.mean()),
-            marginal_entropy=float(-(marginal * torch.log(marginal + 1e-12)).sum() / math.log(probs.shape[-1])),
-        )
+        info.update(assignment_stats(logits["a"] if "a" in logits else logits["data"]))
         return terms, info
 
     def divergence(self, info: dict[str, float]) -> str | None:

@@ -6,12 +6,10 @@ normalised features before it; they are frozen for the first `freeze_prototypes`
 
 from __future__ import annotations
 
-import math
-
 import torch
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from nesy_gedi.ssl.objectives.base import CosinePrototypes, Objective, ObjectiveArgs, SSLContext
+from nesy_gedi.ssl.objectives.base import CosinePrototypes, Objective, ObjectiveArgs, SSLContext, assignment_stats
 from nesy_gedi.ssl.terms import swapped_prediction_loss
 
 
@@ -36,9 +34,4 @@ class Swav(Objective):
         views = torch.cat([self.context.views(x), self.context.views(x)])
         scores_a, scores_b = self.cluster_net.scores(views).split(len(x))
         loss = swapped_prediction_loss(scores_a, scores_b, args.temperature, args.epsilon, args.sinkhorn_iterations)
-        probs = torch.softmax(scores_a.detach() / args.temperature, -1)
-        marginal = probs.mean(0)
-        return {"swav": args.w_swav * loss}, {
-            "max_prob": float(probs.max(-1).values.mean()),
-            "marginal_entropy": float(-(marginal * torch.log(marginal + 1e-12)).sum() / math.log(probs.shape[-1])),
-        }
+        return {"swav": args.w_swav * loss}, assignment_stats(scores_a / args.temperature)
