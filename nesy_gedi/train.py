@@ -250,8 +250,8 @@ class Trainer:
         self.learner.zero_grad()
         terms, info = self.learner.loss_terms(rows, self.step)
         loss = sum(terms.values())
-        values = {name: float(value) for name, value in terms.items()}
-        if not math.isfinite(float(loss)):
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        if not math.isfinite(float(loss.detach())):
             raise Diverged(self.step + 1, {**values, **info})
         reason = self.learner.divergence(info)
         if reason:
@@ -260,4 +260,4 @@ class Trainer:
         self.learner.step()
         for scheduler in self.schedulers.values():
             scheduler.step()
-        return {"loss": float(loss), **{f"loss_{k}": v for k, v in values.items()}, **info}
+        return {"loss": float(loss.detach()), **{f"loss_{k}": v for k, v in values.items()}, **info}
