@@ -79,6 +79,8 @@ class TaskConfig(_RunSpec):
     method: str = "dpl"
     engine: Literal["compiled", "deepproblog"] = "compiled"
     data: DataSpec = Field(default_factory=DataSpec)
+    augment: AugmentSpec = Field(default_factory=AugmentSpec, description="views of self-supervised methods")
+    sgld: SGLDSpec = Field(default_factory=SGLDSpec, description="negatives of generative methods")
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
 
@@ -114,12 +116,12 @@ class PretrainConfig(_RunSpec):
     eval: PretrainEval = Field(default_factory=PretrainEval)
 
 
-def parse_method_args(model: type[BaseModel], args: dict[str, Any], method: str) -> Any:
-    """A registry entry's `method_args`, validated against its own model, with errors named by key."""
+def parse_method_args(model: type[BaseModel], args: dict[str, Any], method: str, key: str = "method_args") -> Any:
+    """A registry entry's arguments (at `key` in the task), validated against its own model, errors named by key."""
     try:
         return model.model_validate(args)
     except ValidationError as exc:
-        problems = "; ".join(f"method_args.{'.'.join(map(str, e['loc']))}: {_describe(e)}" for e in exc.errors())
+        problems = "; ".join(f"{key}.{'.'.join(map(str, e['loc']))}: {_describe(e)}" for e in exc.errors())
         raise UserError(f"method '{method}': {problems}") from None
 
 
@@ -226,11 +228,19 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind:
     config.data.dir = resolve(config.data.dir, "data.dir")
     config.data.cache = resolve(config.data.cache, "data.cache")
     if isinstance(config, TaskConfig):
+        from nesy_gedi.methods import METHODS
+
         config.program = resolve(config.program, "program")
         if not Path(config.program).is_file():
             raise UserError(f"{_where(('program',), path, lines, overrides)}: program file {config.program} not found")
+        needs_init = METHODS[config.method].needs_pretrained
         for name, spec in config.networks.items():
             key = f"networks.{name}.init"
+            if needs_init and spec.init is None:
+                raise UserError(
+                    f"{_where(('networks', name), path, lines, overrides)}: method '{config.method}' starts every "
+                    f"network from a pretraining run; set {key} to a `nesy-gedi pretrain` run folder"
+                )
             spec.init = resolve(spec.init, key)
             if spec.init is not None and not (Path(spec.init) / "checkpoint.pt").is_file():
                 raise UserError(
@@ -249,6 +259,10 @@ def _check_names(config: TaskConfig | PretrainConfig, where: Callable[[tuple], s
     known = METHODS if isinstance(config, TaskConfig) else OBJECTIVES
     if config.method not in known:
         raise UserError(f"{where(('method',))}: unknown method '{config.method}'; known: {', '.join(sorted(known))}")
+    if isinstance(config, TaskConfig):
+        from nesy_gedi.methods import check_method_args
+
+        check_method_args(config.method_args, config.method)
     networks = config.networks if isinstance(config, TaskConfig) else {"network": config.network}
     for name, spec in networks.items():
         loc = ("networks", name, "arch") if isinstance(config, TaskConfig) else ("network", "arch")

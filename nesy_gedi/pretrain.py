@@ -145,8 +145,7 @@ def picture(run: RunDir, objective: Objective, data: Unlabelled, seed: int) -> l
         return [plot_regions(run, predict, data.test, data.test_labels, data.domain.low, data.domain.high, samples)]
     if samples is None:
         return []
-    pick = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))[:64]
-    return [plot_samples(run, samples[pick.to(samples.device)])]
+    return [plot_samples(run, samples, seed)]
 
 
 def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = False) -> dict:

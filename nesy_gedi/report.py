@@ -95,17 +95,19 @@ def write_report(
     run.write_text("report.md", "\n".join(lines))
 
 
-def plot_samples(run: RunDir, samples: torch.Tensor) -> str:
-    """Grid of model samples (SGLD chains from the replay buffer), inputs in [-1, 1]."""
-    grid = make_grid(samples.detach().cpu().clamp(-1, 1), nrow=8, normalize=True, value_range=(-1, 1), pad_value=1)
+def plot_samples(run: RunDir, samples: torch.Tensor, seed: int, name: str = "samples.png") -> str:
+    """Grid of 64 model samples picked by the seed (SGLD chains from the replay buffer), inputs in [-1, 1]."""
+    pick = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))[:64]
+    shown = samples[pick.to(samples.device)].detach().cpu().clamp(-1, 1)
+    grid = make_grid(shown, nrow=8, normalize=True, value_range=(-1, 1), pad_value=1)
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.imshow(grid.permute(1, 2, 0).numpy())
     ax.set_axis_off()
-    ax.set_title(f"{len(samples)} SGLD samples from the replay buffer")
+    ax.set_title(f"{len(shown)} SGLD samples from the replay buffer")
     fig.tight_layout()
-    run.write_atomic("samples.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    run.write_atomic(name, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
-    return "samples.png"
+    return name
 
 
 def plot_regions(

@@ -9,17 +9,18 @@ import torch
 
 from nesy_gedi.config import TaskConfig
 from nesy_gedi.data.mnist import load_mnist, to_tensor
-from nesy_gedi.data.queries import build_query_set
+from nesy_gedi.data.queries import QuerySet, build_query_set
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.methods import make_method
+from nesy_gedi.methods import MethodContext, make_method
 from nesy_gedi.metrics import concept_metrics, predict_concepts, task_accuracy
 from nesy_gedi.networks import build_network
 from nesy_gedi.pretrain import load_pretrained
-from nesy_gedi.report import plot_confusion, summary_table, write_report
+from nesy_gedi.report import plot_confusion, plot_samples, summary_table, write_report
 from nesy_gedi.rundir import CHECKPOINT, METRICS, RunDir
+from nesy_gedi.ssl.sgld import Domain
 from nesy_gedi.train import Diverged, QueryLearner, Trainer, seed_everything, start_run
 
 
@@ -33,6 +34,15 @@ def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
         if name not in sizes:
             raise UserError(f"networks.{name}: no nn/4 in {program.path} uses this network; remove it or use it")
     return sizes
+
+
+def method_context(config: TaskConfig, train_set: QuerySet, images: dict[str, torch.Tensor]) -> MethodContext:
+    """The unlabelled pool (every training image of the task's queries), the domain [-1, 1] of MNIST
+    images, the task's view and sampler settings, and one RNG seeded by the task."""
+    pool = images["train"][torch.as_tensor(np.unique(train_set.indices), device=images["train"].device)]
+    low = torch.full(pool.shape[1:], -1.0, device=pool.device)
+    generator = torch.Generator(pool.device).manual_seed(config.seed)
+    return MethodContext(pool, Domain(low, -low), config.augment, config.sgld, generator)
 
 
 def _save_indices(path: str, **arrays: np.ndarray) -> None:
@@ -63,8 +73,9 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
         if spec.init:
             load_pretrained(networks[name], spec.init, f"networks.{name}.init")
         networks[name].to(device)
-    engine = make_engine(config.engine, program, networks, images, config.train.param_lr, cache / "circuits")
-    method = make_method(config.method, config.method_args, networks)
+    method = make_method(config.method, config.method_args, networks, method_context(config, train_set, images))
+    predicates = method.predicate_networks()
+    engine = make_engine(config.engine, program, predicates, images, config.train.param_lr, cache / "circuits")
     learner = QueryLearner(engine, method, template, train_set, images["train"])
     trainer = Trainer(learner, len(train_set), config.train, config.seed, run)
     if resume and run.has(CHECKPOINT):
@@ -96,11 +107,13 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     pictures, per_network = [], {}
     for pred in {p.network: p for p in program.neural_predicates}.values():
         keep = mnist.test.labels < len(pred.domain)
-        predicted = predict_concepts(networks[pred.network], images["test"][torch.as_tensor(keep)])
+        predicted = predict_concepts(predicates[pred.network], images["test"][torch.as_tensor(keep)])
         per_network[pred.network] = concept_metrics(predicted, mnist.test.labels[keep], len(pred.domain))
         pictures.append(
             plot_confusion(run, pred.network, per_network[pred.network]["confusion"], [str(v) for v in pred.domain])
         )
+    for name, samples in method.samples().items():
+        pictures.append(plot_samples(run, samples, config.seed, f"samples_{name}.png"))
     first = per_network[program.neural_predicates[0].network]
     metrics.update(
         concept_accuracy=first["concept_accuracy"],

@@ -107,8 +107,6 @@ class Learner(Protocol):
 class QueryLearner:
     """A program task: the method's terms added to the query loss from the engine."""
 
-    progress = ("p_label>0.5",)
-
     def __init__(
         self,
         engine: DeepProbLogEngine,
@@ -119,34 +117,47 @@ class QueryLearner:
     ) -> None:
         self.engine, self.method, self.template = engine, method, template
         self.train_set, self.images = train_set, images
-        self.networks = engine.networks
+        self.networks = {**method.networks, **method.modules}
+        self.progress = ("p_label>0.5", *method.progress)
+        self._own: list[torch.optim.Optimizer] = []
 
     def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        self.engine.set_optimizers(optimizers)
+        self.engine.set_optimizers({name: optimizers[name] for name in self.method.networks})
+        self._own = [optimizers[name] for name in self.method.modules]
 
     def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         ts = self.train_set
         queries = [self.template.query(ts.source, ts.indices[r], ts.labels[r]) for r in rows]
-        batch = TrainBatch(images=self.images[torch.as_tensor(ts.indices[rows].ravel())])
+        batch = TrainBatch(images=self.images[torch.as_tensor(ts.indices[rows].ravel())], step=step)
         self.engine.train()
+        for module in self.method.modules.values():
+            module.train()
         probabilities = self.engine.probabilities(queries)
-        terms = {"query": symbolic_loss(probabilities), **self.method.loss_terms(batch)}
-        return terms, {"p_label>0.5": float((probabilities.detach() > 0.5).float().mean())}
+        terms, info = self.method.loss_terms(batch)
+        return (
+            {"query": symbolic_loss(probabilities), **terms},
+            {"p_label>0.5": float((probabilities.detach() > 0.5).float().mean()), **info},
+        )
 
     def divergence(self, info: dict[str, float]) -> str | None:
-        return None
+        return self.method.divergence()
 
     def zero_grad(self) -> None:
         self.engine.zero_grad()
+        for optimizer in self._own:
+            optimizer.zero_grad()
 
     def step(self) -> None:
         self.engine.step()
+        for optimizer in self._own:
+            optimizer.step()
 
     def state_dict(self) -> dict:
-        return {"parameters": list(self.engine.parameters)}
+        return {"parameters": list(self.engine.parameters), "method": self.method.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.engine.parameters[:] = state["parameters"]
+        self.method.load_state_dict(state["method"])
 
 
 @dataclass
@@ -212,7 +223,7 @@ class Trainer:
         self.run.truncate_log(self.step)
 
     def train(self) -> TrainResult:
-        recent: dict[str, deque[float]] = {key: deque(maxlen=100) for key in ("loss", *self.learner.progress)}
+        recent: dict[str, deque[float]] = {}  # running means on the bar: the loss, each term, the learner's keys
         bar = tqdm(
             total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0
         )
@@ -229,8 +240,8 @@ class Trainer:
                 self.step += 1
                 row.update(step=self.step, epoch=epoch, seconds=round(self.seconds, 3))
                 self._pending.append(row)
-                for key, values in recent.items():
-                    values.append(row[key])
+                for key in ("loss", *(k for k in row if k.startswith("loss_")), *self.learner.progress):
+                    recent.setdefault(key.removeprefix("loss_"), deque(maxlen=100)).append(row[key])
                 bar.update(1)
                 bar.set_postfix({key: f"{np.mean(values):.3f}" for key, values in recent.items()}, refresh=False)
                 if self.step % self.spec.checkpoint_every == 0:

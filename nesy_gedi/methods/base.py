@@ -1,4 +1,4 @@
-"""What a training method is: the loss terms it adds to the program's query loss."""
+"""What a training method is: the loss terms it adds to the program's query loss, and what it needs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
+
+from nesy_gedi.ssl.augment import AugmentSpec
+from nesy_gedi.ssl.sgld import Domain, SGLDSpec
 
 
 class MethodArgs(BaseModel):
@@ -21,17 +24,61 @@ class TrainBatch:
 
     images: torch.Tensor
     """every image of the batch's queries, (B * images per query, 1, 28, 28)"""
+    step: int
+    """optimiser steps taken before this one"""
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may use besides the networks: the task's unlabelled image pool, the view and sampler
+    settings of the task (`augment:`, `sgld:`), and one seeded RNG for everything it draws."""
+
+    pool: torch.Tensor
+    """every training image of the task's queries, without labels (`ssl_data: unlabeled`)"""
+    domain: Domain
+    augment: AugmentSpec
+    sgld: SGLDSpec
+    generator: torch.Generator
 
 
 class Method:
     """Adds loss terms to the query loss; all terms are summed and back-propagated once per step."""
 
     Args: type[MethodArgs] = MethodArgs
+    needs_pretrained = False
+    """True when every network must start from a `nesy-gedi pretrain` run (`networks.<name>.init`)"""
+    progress: tuple[str, ...] = ()
+    """info keys shown on the progress bar"""
 
-    def __init__(self, args: MethodArgs, networks: dict[str, nn.Module]) -> None:
-        self.args = args
-        self.networks = networks
+    def __init__(self, args: MethodArgs, networks: dict[str, nn.Module], context: MethodContext) -> None:
+        self.args, self.networks, self.context = args, networks, context
+        self.modules: dict[str, nn.Module] = {}
+        """trainable modules of the method's own (e.g. a decoder), optimised and checkpointed with the networks"""
 
-    def loss_terms(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
-        """Named extra loss terms for this batch, each already weighted."""
+    def predicate_networks(self) -> dict[str, nn.Module]:
+        """The logits each neural predicate reads (softmax over its domain); the method's own terms read the
+        same logits, so one network plays both roles."""
+        return self.networks
+
+    def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Named extra loss terms for this batch, each already weighted, and numbers worth logging."""
         raise NotImplementedError
+
+    def divergence(self) -> str | None:
+        """Why the run must stop, if the last batch showed the method's terms running away."""
+        return None
+
+    def samples(self) -> dict[str, torch.Tensor]:
+        """Model samples per network, for pictures (generative methods only)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"generator": self.context.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.context.generator.set_state(state["generator"])
+
+
+def prefixed(values: dict, network: str, several: bool) -> dict:
+    """Name a network's terms `<network>/<term>` when a task has several networks, plain otherwise."""
+    return {f"{network}/{k}" if several else k: v for k, v in values.items()}

@@ -8,5 +8,5 @@ from nesy_gedi.methods.base import Method, TrainBatch
 
 
 class DeepProbLog(Method):
-    def loss_terms(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
-        return {}
+    def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        return {}, {}

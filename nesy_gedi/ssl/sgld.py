@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, confloat
 
+from nesy_gedi.errors import UserError
+
 
 class SGLDSpec(BaseModel):
     """SGLD settings; the defaults are JEM's (GEDI_SPEC.md §5)."""
@@ -46,14 +48,20 @@ class SGLDSampler:
         self.spec, self.domain, self.generator = spec, domain, generator
         self.buffer = domain.uniform(spec.buffer_size, generator)
 
-    def _randint(self, n: int) -> torch.Tensor:
-        return torch.randint(0, self.spec.buffer_size, (n,), generator=self.generator, device=self.buffer.device)
+    def _chains(self, n: int) -> torch.Tensor:
+        """n distinct buffer indices: with repeats, writing the chains back would race (the last write of a
+        repeated index is not defined), and a resumed run would not repeat an uninterrupted one."""
+        if n > self.spec.buffer_size:
+            raise UserError(
+                f"sgld.negatives = {n} exceeds sgld.buffer_size = {self.spec.buffer_size}; raise the buffer"
+            )
+        return torch.randperm(self.spec.buffer_size, generator=self.generator, device=self.buffer.device)[:n]
 
     def sample(
         self, logits_fn: Callable[[torch.Tensor], torch.Tensor], module: torch.nn.Module, n: int
     ) -> torch.Tensor:
         """n detached samples after K steps from the buffer (module is put in eval mode meanwhile)."""
-        index = self._randint(n)
+        index = self._chains(n)
         x = self.buffer[index].clone()
         restart = torch.rand(n, generator=self.generator, device=x.device) < self.spec.reinit
         x[restart] = self.domain.uniform(int(restart.sum()), self.generator)
@@ -78,8 +86,8 @@ class SGLDSampler:
         return x
 
     def state_dict(self) -> dict:
-        return {"buffer": self.buffer, "generator": self.generator.get_state()}
+        """The chains; the generator is the objective's, saved with it."""
+        return {"buffer": self.buffer}
 
     def load_state_dict(self, state: dict) -> None:
         self.buffer = state["buffer"].to(self.buffer.device)
-        self.generator.set_state(state["generator"])

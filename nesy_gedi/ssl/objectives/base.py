@@ -51,11 +51,11 @@ class CosinePrototypes(nn.Module):
     def __init__(self, network: nn.Module, temperature: float) -> None:
         super().__init__()
         self.network, self.temperature = network, temperature
-        self.frozen = False
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
+    def scores(self, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        """Cosine scores; `frozen` keeps the prototypes out of this graph (SwAV's first iterations)."""
         prototypes = self.network.head.weight
-        prototypes = prototypes.detach() if self.frozen else prototypes
+        prototypes = prototypes.detach() if frozen else prototypes
         return F.normalize(self.network.features(x), dim=-1) @ F.normalize(prototypes, dim=-1).t()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,8 @@ class Objective:
         return None
 
     def state_dict(self) -> dict:
-        return {}
+        """What a resumed run needs to draw the same views and samples: the RNG, and a sampler's buffer."""
+        return {"generator": self.context.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        self.context.generator.set_state(state["generator"])

@@ -78,8 +78,10 @@ class Gedi(Objective):
         return self.sampler.buffer if self.sampler is not None else None
 
     def state_dict(self) -> dict:
-        return {"sampler": self.sampler.state_dict()} if self.sampler is not None else {}
+        sampler = {"sampler": self.sampler.state_dict()} if self.sampler is not None else {}
+        return {**super().state_dict(), **sampler}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         if self.sampler is not None:
             self.sampler.load_state_dict(state["sampler"])

@@ -1,7 +1,8 @@
 """`swav`: swapped prediction of Sinkhorn-Knopp codes between two views (SwAV's published defaults).
 
 Prototypes are the rows of the network's last layer (bias unused), compared by cosine with the
-normalised features before it; they are frozen for the first `freeze_prototypes` iterations.
+normalised features before it; they are frozen for SwAV's loss in the first `freeze_prototypes`
+iterations (other losses, such as a program's query loss, still move them).
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ class Swav(Objective):
 
     def loss_terms(self, x: torch.Tensor, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         args = self.args
-        self.cluster_net.frozen = step < args.freeze_prototypes
         views = torch.cat([self.context.views(x), self.context.views(x)])
-        scores_a, scores_b = self.cluster_net.scores(views).split(len(x))
+        scores_a, scores_b = self.cluster_net.scores(views, frozen=step < args.freeze_prototypes).split(len(x))
         loss = swapped_prediction_loss(scores_a, scores_b, args.temperature, args.epsilon, args.sinkhorn_iterations)
         return {"swav": args.w_swav * loss}, assignment_stats(scores_a / args.temperature)

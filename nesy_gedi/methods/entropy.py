@@ -1,0 +1,37 @@
+"""`entropy`: query loss + λ · (1 − H(p̄)/log |domain|), rsbench's entropy regulariser.
+
+p̄ is the batch mean of the concept distribution over the batch's images; the term is 0 when every
+concept is used equally often and 1 when one concept takes everything (concept collapse).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pydantic import Field, NonNegativeFloat
+
+from nesy_gedi.methods.base import Method, MethodArgs, TrainBatch, prefixed
+
+
+class EntropyArgs(MethodArgs):
+    weight: NonNegativeFloat = Field(1.0, description="λ: weight of the entropy term")
+
+
+def normalised_entropy_gap(logits: torch.Tensor) -> torch.Tensor:
+    """1 − H(mean softmax)/log c: 0 for a uniform batch marginal, 1 for a collapsed one."""
+    marginal = torch.softmax(logits, -1).mean(0)
+    entropy = -(marginal * torch.log(marginal + 1e-12)).sum()
+    return 1 - entropy / math.log(logits.shape[-1])
+
+
+class Entropy(Method):
+    Args = EntropyArgs
+
+    def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        several = len(self.networks) > 1
+        terms: dict[str, torch.Tensor] = {}
+        for name, net in self.networks.items():
+            term = self.args.weight * normalised_entropy_gap(net(batch.images))
+            terms.update(prefixed({"entropy": term}, name, several))
+        return terms, {}

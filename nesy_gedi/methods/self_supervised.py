@@ -1,0 +1,87 @@
+"""Query loss + λ · a self-supervised objective, joint in one backward pass (the GEDI family and SwAV).
+
+One network plays both roles: the neural predicate reads the objective's cluster logits (softmax over the
+predicate's domain, so clusters = domain size), and the objective's terms read the same logits. Each
+network of the task gets its own objective. What the objective sees each step is `ssl_data`: the images of
+the batch's queries, or a draw of `ssl_batch_size` images from the task's training images, unlabelled.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, NonNegativeFloat, PositiveInt
+from torch import nn
+
+from nesy_gedi.methods.base import Method, MethodArgs, MethodContext, TrainBatch, prefixed
+from nesy_gedi.ssl.augment import make_views
+from nesy_gedi.ssl.objectives import OBJECTIVES, Objective, SSLContext
+
+
+class JointArgs(MethodArgs):
+    weight: NonNegativeFloat = Field(1.0, description="λ: the self-supervised loss is added as λ · its terms")
+    ssl_data: Literal["queries", "unlabeled"] = Field(
+        "queries", description="queries: the batch's images; unlabeled: a draw from the task's training images"
+    )
+    ssl_batch_size: PositiveInt | None = Field(
+        None, description="unlabeled: images drawn per step (default: as many as the query batch has)"
+    )
+
+
+class SelfSupervised(Method):
+    objective: str
+    """the self-supervised objective's name in `nesy_gedi.ssl.objectives.OBJECTIVES`"""
+
+    def __init__(self, args: JointArgs, networks: dict[str, nn.Module], context: MethodContext) -> None:
+        super().__init__(args, networks, context)
+        cls = OBJECTIVES[self.objective]
+        objective_args = cls.Args.model_validate(args.model_dump(include=set(cls.Args.model_fields)))
+        ssl = SSLContext(
+            context.domain, make_views(context.augment, "images", context.generator), context.sgld, context.generator
+        )
+        self.objectives: dict[str, Objective] = {name: cls(objective_args, net, ssl) for name, net in networks.items()}
+        self.progress = ("energy_gap",) if cls.generative and len(networks) == 1 else ()
+        self._last: dict[str, dict[str, float]] = {}
+
+    def predicate_networks(self) -> dict[str, nn.Module]:
+        return {name: objective.cluster_net for name, objective in self.objectives.items()}
+
+    def _inputs(self, batch: TrainBatch) -> torch.Tensor:
+        if self.args.ssl_data == "queries":
+            return batch.images
+        pool, generator = self.context.pool, self.context.generator
+        n = self.args.ssl_batch_size or len(batch.images)
+        return pool[torch.randint(len(pool), (n,), generator=generator, device=pool.device)]
+
+    def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        x = self._inputs(batch)
+        several = len(self.objectives) > 1
+        terms: dict[str, torch.Tensor] = {}
+        info: dict[str, float] = {}
+        for name, objective in self.objectives.items():
+            own_terms, own_info = objective.loss_terms(x, batch.step)
+            self._last[name] = own_info
+            terms.update(prefixed({k: self.args.weight * v for k, v in own_terms.items()}, name, several))
+            info.update(prefixed(own_info, name, several))
+        return terms, info
+
+    def divergence(self) -> str | None:
+        for name, objective in self.objectives.items():
+            reason = objective.divergence(self._last.get(name, {}))
+            if reason:
+                return f"{name}: {reason}"
+        return None
+
+    def samples(self) -> dict[str, torch.Tensor]:
+        found = {name: objective.samples() for name, objective in self.objectives.items()}
+        return {name: samples for name, samples in found.items() if samples is not None}
+
+    def state_dict(self) -> dict:
+        objectives = {name: objective.state_dict() for name, objective in self.objectives.items()}
+        return {**super().state_dict(), "objectives": objectives}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, objective in self.objectives.items():
+            objective.load_state_dict(state["objectives"][name])
+        super().load_state_dict(state)
