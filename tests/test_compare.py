@@ -1,0 +1,45 @@
+"""`nesy-gedi compare`: methods × seeds in parallel processes, one table, finished runs reused."""
+
+from __future__ import annotations
+
+import csv
+
+from nesy_gedi.cli import main
+
+from .conftest import ROOT
+
+TASK = ROOT / "tasks" / "mnist_add_gedi.yaml"
+TINY = ["train.iterations=3", "data.train_size=32", "data.test_size=10", "train.batch_size=8"]
+
+
+def test_compare_writes_its_table_and_reuses_finished_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", str(TASK), "--methods", "dpl,entropy", "--seeds", "2", "--out", str(out)]
+    args += [x for item in TINY for x in ("--set", item)]
+    assert main(args) == 0
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [(r["method"], r["seed"], r["status"]) for r in rows] == [
+        ("dpl", "0", "finished"),
+        ("dpl", "1", "finished"),
+        ("entropy", "0", "finished"),
+        ("entropy", "1", "finished"),
+    ]
+    table = (out / "comparison.md").read_text()
+    assert "| dpl | 2/2 | 0 | 0 |" in table and "| entropy | 2/2 | 0 | 0 |" in table
+    logs = {p.name: p.stat().st_mtime_ns for p in out.glob("*.log")}
+    assert len(logs) == 4
+
+    # a lost run is run again, the finished ones are reused untouched
+    for path in (out / "entropy-seed1").iterdir():
+        path.unlink()
+    assert main(args) == 0
+    again = {p.name: p.stat().st_mtime_ns for p in out.glob("*.log")}
+    assert {k for k in logs if again[k] != logs[k]} == {"entropy-seed1.log"}
+    assert "| entropy | 2/2 | 0 | 0 |" in (out / "comparison.md").read_text()
+
+
+def test_compare_with_an_unknown_method_is_a_clear_error(tmp_path, capsys):
+    code = main(["compare", str(TASK), "--methods", "dpl,gedy", "--seeds", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown method 'gedy'" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
