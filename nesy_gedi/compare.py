@@ -24,9 +24,21 @@ from pathlib import Path
 import numpy as np
 
 from nesy_gedi.config import load_config
+from nesy_gedi.report import plot_comparison
 from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
-COLUMNS = ("task_accuracy", "concept_accuracy", "nmi")
+ANSWERS = ("acc_y", "f1_y")
+CONCEPTS = (
+    "concept_accuracy",
+    "f1_c",
+    "matched_concept_accuracy",
+    "cls_hard",
+    "cls_soft",
+    "ece_c",
+    "entropy_c",
+    "nmi",
+)
+CLASSES = ("grounded", "shortcut", "failed")
 
 
 @dataclass(frozen=True)
@@ -57,40 +69,82 @@ def _run(job: Job, task: str, sets: list[str], threads: int) -> dict:
     return {"status": "failed", "error": lines[-1] if lines else f"exit status {done.returncode}"}
 
 
+def flat_metrics(result: dict) -> dict[str, float]:
+    """One run's numbers as `<split>.<metric>`: the answers, and the concepts of its first network."""
+    flat: dict[str, float] = {}
+    for split in ("id", "ood"):
+        if split in result:
+            block = result[split]
+            concepts = next(iter(block["concepts"].values()))
+            flat.update({f"{split}.{k}": block[k] for k in ANSWERS})
+            flat.update({f"{split}.{k}": concepts[k] for k in CONCEPTS})
+    return flat
+
+
 def _stats(values: list[float]) -> str:
-    """Median [first–third quartile], and the standard deviation."""
+    """Median [first–third quartile] ± standard deviation."""
     if not values:
         return "–"
     q1, median, q3 = np.percentile(values, [25, 50, 75])
     return f"{median:.3f} [{q1:.3f}–{q3:.3f}] ± {np.std(values):.3f}"
 
 
-def _table(jobs: list[Job], results: list[dict]) -> str:
-    header = ["method", "finished", "diverged", "failed", *COLUMNS, "train + eval s per run"]
+def _by_method(jobs: list[Job], results: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for job, result in zip(jobs, results, strict=True):
+        grouped.setdefault(job.method, []).append(result)
+    return grouped
+
+
+def _runs_table(grouped: dict[str, list[dict]]) -> str:
+    header = ["method", "finished", "diverged", "failed to run", *CLASSES, "shortcut rate", "train + eval s per run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method in dict.fromkeys(job.method for job in jobs):
-        runs = [r for job, r in zip(jobs, results, strict=True) if job.method == method]
+    for method, runs in grouped.items():
         done = [r for r in runs if r.get("status") == "finished"]
+        classes = [r.get("grounding") for r in done]
         seconds = [r["train_seconds"] + r.get("eval_seconds", 0.0) for r in done]
         cells = [
             method,
             f"{len(done)}/{len(runs)}",
             str(sum(r.get("status") == "diverged" for r in runs)),
             str(sum(r.get("status") == "failed" for r in runs)),
-            *(_stats([r[c] for r in done if c in r]) for c in COLUMNS),
+            *(str(classes.count(c)) for c in CLASSES),
+            f"{classes.count('shortcut') / len(done):.2f}" if done else "–",
             f"{np.median(seconds):.0f}" if seconds else "–",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _metrics_table(grouped: dict[str, list[dict]], split: str) -> str:
+    columns = [f"{split}.{k}" for k in (*ANSWERS, *CONCEPTS)]
+    header = ["method", *(c.split(".", 1)[1] for c in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, runs in grouped.items():
+        flat = [flat_metrics(r) for r in runs if r.get("status") == "finished"]
+        lines.append("| " + " | ".join([method, *(_stats([f[c] for f in flat if c in f]) for c in columns)]) + " |")
+    return "\n".join(lines)
+
+
 def _csv(jobs: list[Job], results: list[dict]) -> str:
-    fields = ["method", "seed", "status", *COLUMNS, "train_steps", "train_seconds", "eval_seconds", "folder"]
+    flats = [flat_metrics(r) for r in results]
+    columns = sorted({k for f in flats for k in f}, key=lambda k: (k.split(".")[0] != "id", k))
+    fields = [
+        "method",
+        "seed",
+        "status",
+        "grounding",
+        *columns,
+        "train_steps",
+        "train_seconds",
+        "eval_seconds",
+        "folder",
+    ]
     text = io.StringIO()
     writer = csv.DictWriter(text, fields, extrasaction="ignore")
     writer.writeheader()
-    for job, result in zip(jobs, results, strict=True):
-        writer.writerow({**result, "method": job.method, "seed": job.seed, "folder": job.folder.name})
+    for job, result, flat in zip(jobs, results, flats, strict=True):
+        writer.writerow({**result, **flat, "method": job.method, "seed": job.seed, "folder": job.folder.name})
     return text.getvalue()
 
 
@@ -106,7 +160,9 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
         results = list(pool.map(lambda job: _run(job, task, sets, threads), jobs))
     elapsed = time.perf_counter() - started
     folder = RunDir(out)
+    grouped = _by_method(jobs, results)
     folder.write_text("comparison.csv", _csv(jobs, results))
+    plot_comparison(folder, grouped)
     run_seconds = sum(r.get("train_seconds", 0.0) + r.get("eval_seconds", 0.0) for r in results)
     report = "\n".join(
         [
@@ -116,11 +172,26 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
             f"parallel with {threads} torch thread(s) each. This call took {elapsed / 60:.1f} min; the runs' "
             f"training and evaluation add up to {run_seconds / 60:.1f} min (reused runs included).",
             "",
-            "Per method over its seeds: median [interquartile range] ± standard deviation of the finished runs. "
-            "`task_accuracy`: test queries whose most probable answer is the label; `concept_accuracy`: the "
-            "network alone on the MNIST test images, no relabelling; `nmi`: of those predictions and the digits.",
+            "Runs: a finished run is *grounded* when its Acc(C) reaches the task's `eval.grounded_at`, else a "
+            "*shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
+            "finished runs.",
             "",
-            _table(jobs, results),
+            _runs_table(grouped),
+            "",
+            "Metrics per method over its finished runs: median [interquartile range] ± standard deviation. "
+            "`acc_y`: test queries whose most probable answer is the label (no masking); `f1_y`: macro-F1 of "
+            "the answers; concept metrics of the (first) network on every image of the split's queries, no "
+            "relabelling except `matched_concept_accuracy` (best one-to-one matching); `cls_hard` / `cls_soft`: "
+            "rsbench's collapse on counts / on the row-normalised confusion matrix; `ece_c`: 10-bin calibration "
+            "error; `entropy_c`: mean normalised entropy of p(C).",
+            "",
+            *(
+                block
+                for split in ("id", "ood")
+                if any(split in r for r in results)
+                for block in (f"**{split.upper()}**", "", _metrics_table(grouped, split), "")
+            ),
+            "![confusion matrices](confusions.png) ![Acc(C) against Acc(Y)](accuracies.png)",
             "",
         ]
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from nesy_gedi.errors import UserError
 from nesy_gedi.ssl.augment import AugmentSpec
@@ -44,6 +44,12 @@ class DataSpec(_Strict):
     cache: str | None = Field(None, description="download cache (else NESY_GEDI_CACHE or ~/.cache/nesy_gedi)")
     train_size: PositiveInt | None = Field(None, description="training queries (default: all the images allow)")
     test_size: PositiveInt | None = Field(None, description="test queries (default: all the images allow)")
+    combinations: list[list[NonNegativeInt]] | None = Field(
+        None, min_length=1, description="allowed true-concept tuples (one per query image) of train and test; none: any"
+    )
+    ood_size: PositiveInt | None = Field(
+        None, description="queries of an OOD split: the other tuples over the same concepts (needs combinations)"
+    )
 
 
 class TrainSpec(_Strict):
@@ -60,6 +66,13 @@ class TrainSpec(_Strict):
 
 class EvalSpec(_Strict):
     batch_size: PositiveInt = 64
+    grounded_at: float = Field(0.9, ge=0, le=1, description="a run is grounded when Acc(C) reaches this")
+    task_at: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="below this Acc(Y) a run has failed; above, with Acc(C) under grounded_at, it has found a shortcut",
+    )
 
 
 class _RunSpec(_Strict):
@@ -148,6 +161,16 @@ def parse_value(text: str) -> Any:
     return yaml.load(text, Loader=_Loader) if text.strip() else ""
 
 
+def _unshared(value: Any) -> Any:
+    """A copy in which no two keys share one object: a YAML alias (`gedi-nogen: *gedi`) becomes a copy, so
+    that `--set method_args.gedi.weight=2` changes the `gedi` section alone."""
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return value
+
+
 def _key_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
     """Line (1-based) of every dotted key in a composed YAML tree."""
     lines: dict[tuple, int] = {}
@@ -201,7 +224,7 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind:
     text = path.read_text()
     try:
         lines = _key_lines(yaml.compose(text, Loader=_Loader))
-        data = yaml.load(text, Loader=_Loader) or {}
+        data = _unshared(yaml.load(text, Loader=_Loader) or {})
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -15,7 +15,18 @@ from torchvision.utils import make_grid  # noqa: E402
 
 from nesy_gedi.rundir import RunDir  # noqa: E402
 
-SUMMARY_KEYS = ("status", "task_accuracy", "concept_accuracy", "nmi", "train_steps", "train_seconds", "eval_seconds")
+SUMMARY_KEYS = (
+    "status",
+    "task_accuracy",
+    "concept_accuracy",
+    "nmi",
+    "grounding",
+    "ood_task_accuracy",
+    "ood_concept_accuracy",
+    "train_steps",
+    "train_seconds",
+    "eval_seconds",
+)
 PRETRAIN_KEYS = (
     "status",
     "nmi",
@@ -27,9 +38,12 @@ PRETRAIN_KEYS = (
     "eval_seconds",
 )
 QUERY_NOTES = (
-    "`task_accuracy`: most probable answer of the program equals the label, on the test queries. "
-    "`concept_accuracy`: the network alone, on the 10,000 MNIST test images, prediction index = true digit "
-    "(no relabelling). `nmi`: normalised mutual information of those predictions and the true digits.",
+    "`task_accuracy` (Acc(Y), no masking): most probable answer of the program equals the label, on the test "
+    "queries. `concept_accuracy` (Acc(C)): the network alone, on every image of the test queries, prediction "
+    "index = true concept (no relabelling). `nmi`: normalised mutual information of those predictions and the "
+    "true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at), shortcut (else Acc(Y) at least "
+    "eval.task_at), failed. `ood_*`: the same on the out-of-distribution queries. `metrics.json` has every "
+    "concept metric per split and network under `id` / `ood`.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
     "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",
 )
@@ -138,3 +152,39 @@ def plot_regions(
     run.write_atomic("clusters.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return "clusters.png"
+
+
+def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
+    """`confusions.png`: every run's row-normalised ID concept confusion matrix (rows: methods, columns:
+    seeds); `accuracies.png`: Acc(C) against Acc(Y), one point per finished run."""
+    done = {m: [r for r in runs if r.get("status") == "finished"] for m, runs in grouped.items()}
+    width = max([len(r) for r in done.values()] + [1])
+    fig, axes = plt.subplots(len(done), width, figsize=(max(4.0, 1.6 * width), 1.7 * len(done) + 0.4), squeeze=False)
+    for row, (method, runs) in enumerate(done.items()):
+        for col in range(width):
+            ax = axes[row][col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col < len(runs):
+                matrix = np.array(next(iter(runs[col]["id"]["concepts"].values()))["confusion"], dtype=float)
+                ax.imshow(matrix / np.maximum(matrix.sum(1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+                ax.set_title(f"seed {runs[col]['seed']}: {runs[col].get('grounding', '')}", fontsize=7)
+            if col == 0:
+                ax.set_ylabel(method, fontsize=8)
+    fig.suptitle("ID concept confusion\n(rows: true, columns: predicted)", fontsize=8)
+    fig.tight_layout()
+    run.write_atomic("confusions.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for method, runs in done.items():
+        ax.scatter([r["task_accuracy"] for r in runs], [r["concept_accuracy"] for r in runs], label=method, alpha=0.7)
+    ax.set_xlabel("Acc(Y), ID test queries")
+    ax.set_ylabel("Acc(C), ID test images")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("one point per run")
+    fig.tight_layout()
+    run.write_atomic("accuracies.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 
 from nesy_gedi.config import TaskConfig
-from nesy_gedi.data.mnist import load_mnist, to_tensor
-from nesy_gedi.data.queries import QuerySet, build_query_set
+from nesy_gedi.data.mnist import Mnist, load_mnist, to_tensor
+from nesy_gedi.data.queries import QuerySet, build_query_set, ood_combinations
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import MethodContext, make_method
-from nesy_gedi.metrics import concept_metrics, predict_concepts, task_accuracy
+from nesy_gedi.metrics import classify, split_metrics
 from nesy_gedi.networks import build_network
 from nesy_gedi.pretrain import load_pretrained
 from nesy_gedi.report import plot_confusion, plot_samples, summary_table, write_report
@@ -34,6 +34,35 @@ def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
         if name not in sizes:
             raise UserError(f"networks.{name}: no nn/4 in {program.path} uses this network; remove it or use it")
     return sizes
+
+
+def query_sets(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dict[str, QuerySet]:
+    """Training queries, test queries ("id") and, for a task with `data.combinations`, the OOD queries
+    (the other tuples over the same concepts, from the test images)."""
+    data, per_query = config.data, template.images_per_query
+    for combination in data.combinations or []:
+        if len(combination) != per_query:
+            raise UserError(
+                f"data.combinations: {combination} has {len(combination)} concepts, but a query has {per_query} "
+                "images; give one concept index per image"
+            )
+    if data.ood_size and not data.combinations:
+        raise UserError("data.ood_size: an OOD split needs data.combinations (the in-distribution tuples)")
+    label, seed = template.label, config.seed
+    sets = {
+        "train": build_query_set(
+            mnist.train, "train", per_query, data.train_size, seed, label, "data.train_size", data.combinations
+        ),
+        "id": build_query_set(
+            mnist.test, "test", per_query, data.test_size, seed, label, "data.test_size", data.combinations
+        ),
+    }
+    if data.ood_size:
+        outside = ood_combinations(data.combinations)
+        sets["ood"] = build_query_set(
+            mnist.test, "test", per_query, data.ood_size, seed + 1, label, "data.ood_size", outside
+        )
+    return sets
 
 
 def method_context(config: TaskConfig, train_set: QuerySet, images: dict[str, torch.Tensor]) -> MethodContext:
@@ -57,14 +86,12 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     program.check_networks(config.networks, where="the task")
     sizes = domain_sizes(program, config)
     template = QueryTemplate(config.query, program)
-    per_query = template.images_per_query
-    train_set = build_query_set(
-        mnist.train, "train", per_query, config.data.train_size, config.seed, template.label, "data.train_size"
+    splits = query_sets(config, template, mnist)
+    train_set = splits.pop("train")
+    run.write_atomic(
+        "queries.npz",
+        lambda tmp: _save_indices(tmp, train=train_set.indices, **{k: v.indices for k, v in splits.items()}),
     )
-    test_set = build_query_set(
-        mnist.test, "test", per_query, config.data.test_size, config.seed, template.label, "data.test_size"
-    )
-    run.write_atomic("queries.npz", lambda tmp: _save_indices(tmp, train=train_set.indices, test=test_set.indices))
     images = {"train": to_tensor(mnist.train.images, device), "test": to_tensor(mnist.test.images, device)}
 
     seed_everything(config.seed)
@@ -91,7 +118,7 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
         "command": command,
         "data_source": mnist.source,
         "train_queries": len(train_set),
-        "test_queries": len(test_set),
+        **{f"{name}_queries": len(queries) for name, queries in splits.items()},
     }
     try:
         result = trainer.train()
@@ -103,24 +130,30 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds)
 
     started = time.perf_counter()
-    metrics["task_accuracy"] = task_accuracy(engine, template, test_set, config.eval.batch_size)
-    pictures, per_network = [], {}
-    for pred in {p.network: p for p in program.neural_predicates}.values():
-        keep = mnist.test.labels < len(pred.domain)
-        predicted = predict_concepts(predicates[pred.network], images["test"][torch.as_tensor(keep)])
-        per_network[pred.network] = concept_metrics(predicted, mnist.test.labels[keep], len(pred.domain))
-        pictures.append(
-            plot_confusion(run, pred.network, per_network[pred.network]["confusion"], [str(v) for v in pred.domain])
+    for name, queries in splits.items():  # "id" (the test queries) and, for a restricted task, "ood"
+        metrics[name] = split_metrics(
+            engine, template, queries, predicates, images["test"], mnist.test.labels, config.eval.batch_size
         )
+    domains = {p.network: [str(v) for v in p.domain] for p in program.neural_predicates}
+    pictures = [
+        plot_confusion(run, f"{net}{'' if split == 'id' else '_' + split}", found["confusion"], domains[net])
+        for split in splits
+        for net, found in metrics[split]["concepts"].items()
+    ]
     for name, samples in method.samples().items():
         pictures.append(plot_samples(run, samples, config.seed, f"samples_{name}.png"))
-    first = per_network[program.neural_predicates[0].network]
+    ident = metrics["id"]
     metrics.update(
-        concept_accuracy=first["concept_accuracy"],
-        nmi=first["nmi"],
-        concepts=per_network,
+        task_accuracy=ident["acc_y"],
+        concept_accuracy=ident["concept_accuracy"],
+        nmi=ident["nmi"],
+        grounding=classify(ident["acc_y"], ident["concept_accuracy"], config.eval.grounded_at, config.eval.task_at),
         eval_seconds=time.perf_counter() - started,
     )
+    if "ood" in metrics:
+        metrics.update(
+            ood_task_accuracy=metrics["ood"]["acc_y"], ood_concept_accuracy=metrics["ood"]["concept_accuracy"]
+        )
     run.write_json(METRICS, metrics)
     write_report(run, config.name, config.method, metrics, pictures)
     print(summary_table(metrics))

@@ -1,12 +1,16 @@
 """Query datasets: which MNIST images go into each query, and the query's label.
 
 The standard construction (DeepProbLog's MNIST addition): shuffle the split's images with a seed and
-take them in consecutive groups, so 60,000 training images give 30,000 two-image queries. A query set
-is kept as index arrays into the verified MNIST arrays, never as copied images.
+take them in consecutive groups, so 60,000 training images give 30,000 two-image queries. A restricted
+task (rsbench's MNIST-EvenOdd, MNIST-Half) lists the allowed tuples of true concepts instead
+(`data.combinations`): the queries are spread evenly over those tuples, each image drawn from the
+split's images of its concept; its out-of-distribution split uses the other tuples over the same
+concepts. A query set is kept as index arrays into the verified MNIST arrays, never as copied images.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +34,13 @@ class QuerySet:
         return len(self.labels)
 
 
+def ood_combinations(combinations: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """Every tuple over the concepts that occur in `combinations`, except those tuples themselves."""
+    values = sorted({v for c in combinations for v in c})
+    allowed = {tuple(c) for c in combinations}
+    return [t for t in itertools.product(values, repeat=len(combinations[0])) if t not in allowed]
+
+
 def build_query_set(
     split: Split,
     source: str,
@@ -38,8 +49,12 @@ def build_query_set(
     seed: int,
     label_of: Callable[[Sequence[int]], Term],
     size_key: str,
+    combinations: Sequence[Sequence[int]] | None = None,
 ) -> QuerySet:
-    """Group the split's shuffled images into `size` queries (all that fit when None) and label them."""
+    """`size` labelled queries: consecutive groups of the split's shuffled images (all that fit when
+    `size` is None), or, with `combinations`, images of the listed true-concept tuples, evenly spread."""
+    if combinations is not None:
+        return _restricted(split, source, combinations, size, seed, label_of, size_key)
     available = len(split.labels) // images_per_query
     size = available if size is None else size
     if size > available:
@@ -50,4 +65,37 @@ def build_query_set(
     order = np.random.default_rng(seed).permutation(len(split.labels))
     indices = order[: size * images_per_query].reshape(size, images_per_query)
     labels = [label_of(split.labels[row].tolist()) for row in indices]
+    return QuerySet(source, indices, labels)
+
+
+def _restricted(
+    split: Split,
+    source: str,
+    combinations: Sequence[Sequence[int]],
+    size: int | None,
+    seed: int,
+    label_of: Callable[[Sequence[int]], Term],
+    size_key: str,
+) -> QuerySet:
+    if size is None:
+        raise UserError(f"{size_key}: a task with data.combinations needs an explicit number of queries")
+    rng = np.random.default_rng(seed)
+    pools = {int(v): rng.permutation(np.flatnonzero(split.labels == v)) for v in {v for c in combinations for v in c}}
+    for value, pool in pools.items():
+        if len(pool) == 0:
+            raise UserError(f"data.combinations: the {source} split has no image of concept {value}")
+    taken = dict.fromkeys(pools, 0)
+
+    def draw(value: int) -> int:
+        """The next image of this concept; a concept with fewer images than asked for reuses them in order."""
+        pool = pools[value]
+        index = pool[taken[value] % len(pool)]
+        taken[value] += 1
+        return int(index)
+
+    per = [size // len(combinations) + (i < size % len(combinations)) for i in range(len(combinations))]
+    tuples = [tuple(c) for c, n in zip(combinations, per, strict=True) for _ in range(n)]
+    tuples = [tuples[i] for i in rng.permutation(len(tuples))]
+    indices = np.array([[draw(v) for v in t] for t in tuples], dtype=np.int64).reshape(size, -1)
+    labels = [label_of(list(t)) for t in tuples]
     return QuerySet(source, indices, labels)

@@ -93,35 +93,46 @@ class Program:
                     f"(defined: {', '.join(sorted(defined)) or 'none'})"
                 )
 
-    def answer(self, query: Term, output: Var, images: Sequence[Term], concepts: Sequence[int]) -> Term:
-        """The program's unique answer for `output` when each image has its given concept index.
+    def answer(
+        self,
+        query: Term,
+        output: Var,
+        images: Sequence[Term],
+        concepts: Sequence[int],
+        predicted: dict[str, Sequence[int]] | None = None,
+    ) -> Term:
+        """The program's unique answer for `output` when each image has its given concept index, or, with
+        `predicted`, when network n's predicates see concept `predicted[n][i]` for image i (what a model
+        with those networks would conclude: how shortcuts are checked).
 
-        Memoised per concept tuple: a dataset asks the same few questions many times.
+        Memoised: a dataset asks the same few questions many times.
         """
-        key = (query, tuple(concepts))
+        seen = tuple(sorted((n, tuple(v)) for n, v in predicted.items())) if predicted else ()
+        key = (query, tuple(concepts), seen)
         if key in self._answers:
             return self._answers[key]
         db = self._logic.extend()
-        for image, concept in zip(images, concepts, strict=True):
+        facts = []
+        for i, (image, concept) in enumerate(zip(images, concepts, strict=True)):
             for pred in self.neural_predicates:
-                if concept >= len(pred.domain):
+                value = predicted[pred.network][i] if predicted else concept
+                if value >= len(pred.domain):
                     raise UserError(
-                        f"{self.path}:{pred.line}: concept index {concept} is outside the domain of "
+                        f"{self.path}:{pred.line}: concept index {value} is outside the domain of "
                         f"{pred.head.functor}/{pred.head.arity} ({len(pred.domain)} values)"
                     )
-                db.add_fact(pred.fact(image, concept))
+                facts.append(pred.fact(image, value))
+        for fact in facts:
+            db.add_fact(fact)
         out_index = query.args.index(output)
         try:
             found = {tuple(args)[out_index] for args in self._engine.query(db, query)}
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
         if len(found) != 1:
-            facts = ", ".join(
-                str(pred.fact(i, c)) for i, c in zip(images, concepts, strict=True) for pred in self.neural_predicates
-            )
             problem = "proves no answer" if not found else f"proves {len(found)} answers ({sorted(map(str, found))})"
             raise UserError(
-                f"{self.path}: the program {problem} for the query {query} given {facts}; "
+                f"{self.path}: the program {problem} for the query {query} given {', '.join(map(str, facts))}; "
                 "every query needs exactly one label: check `query.term` in the task and the program's rules"
             )
         self._answers[key] = found.pop()

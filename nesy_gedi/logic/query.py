@@ -48,9 +48,10 @@ class QueryTemplate:
     def images_per_query(self) -> int:
         return len(self.images)
 
-    def label(self, concepts: Sequence[int]) -> Term:
-        """The program's answer when the query's images have these true concepts."""
-        return self.program.answer(self.term, self.output, self.images, concepts)
+    def label(self, concepts: Sequence[int], predicted: dict[str, Sequence[int]] | None = None) -> Term:
+        """The program's answer when the query's images have these true concepts (and, optionally, each
+        network predicts the given concepts instead: `Program.answer`)."""
+        return self.program.answer(self.term, self.output, self.images, concepts, predicted)
 
     def query(self, source: str, indices: Sequence[int], label: Term) -> Query:
         """A DeepProbLog query whose images are entries `indices` of the tensor source `source`."""

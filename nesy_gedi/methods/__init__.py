@@ -53,7 +53,7 @@ def _parsed(args: dict[str, Any], name: str) -> Any:
 def check_method_args(args: dict[str, Any], method: str) -> None:
     """Validate the task's method arguments when it is loaded: those of `method`, and every section, so
     that a typo in another method's section shows before a comparison reaches it."""
-    for name in {method, *(key for key in args if key in METHODS)}:
+    for name in dict.fromkeys([method, *(key for key in args if key in METHODS)]):
         _parsed(args, name)
 
 
