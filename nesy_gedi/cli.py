@@ -102,14 +102,14 @@ def _run(args: argparse.Namespace, command: str) -> int:
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
-    from nesy_gedi.compare import compare
+    from nesy_gedi.compare import compare, sets_for
     from nesy_gedi.config import load_config
 
     _parse_sets(args.set)
     if args.seeds < 1 or args.workers < 1:
         raise UserError("--seeds and --workers take a whole number of at least 1")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = args.out or f"comparisons/{load_config(args.task, _parse_sets(args.set)).name}"
+    out = args.out or f"comparisons/{load_config(args.task, _parse_sets(sets_for('', args.set))).name}"
     print(compare(args.task, methods, args.seeds, args.workers, out, args.set, command))
     print(f"comparison folder: {out}")
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from nesy_gedi.config import load_config
+from nesy_gedi.errors import UserError
 from nesy_gedi.report import plot_comparison
 from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
@@ -48,6 +49,19 @@ class Job:
     folder: Path
 
 
+def sets_for(method: str, sets: list[str]) -> list[str]:
+    """The `--set` items of one method's runs: plain `KEY=VALUE` items, and `METHOD:KEY=VALUE` items of this
+    method with the prefix removed (e.g. `gedi-pretrained:networks.mnist_net.init=DIR`)."""
+    own = []
+    for item in sets:
+        prefix, sep, rest = item.partition(":")
+        if not sep or "=" in prefix:
+            own.append(item)
+        elif prefix == method:
+            own.append(rest)
+    return own
+
+
 def _run(job: Job, task: str, sets: list[str], threads: int) -> dict:
     """One run in its own process; its metrics, or why it has none."""
     if (job.folder / METRICS).is_file():
@@ -57,7 +71,7 @@ def _run(job: Job, task: str, sets: list[str], threads: int) -> dict:
         command += ["--resume", str(job.folder)]
     else:
         command += [task, "--seed", str(job.seed), "--set", f"method={job.method}", "--set", f"train.threads={threads}"]
-        command += [x for item in sets for x in ("--set", item)] + ["--out", str(job.folder)]
+        command += [x for item in sets_for(job.method, sets) for x in ("--set", item)] + ["--out", str(job.folder)]
     job.folder.parent.mkdir(parents=True, exist_ok=True)
     log = job.folder.parent / f"{job.folder.name}.log"
     with log.open("w") as out:
@@ -150,8 +164,12 @@ def _csv(jobs: list[Job], results: list[dict]) -> str:
 
 def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, sets: list[str], command: str) -> str:
     """Run (or reuse) every method × seed and write `comparison.csv` and `comparison.md` into `out`."""
-    overrides = dict(item.split("=", 1) for item in sets)  # the CLI has checked their form
+    for item in sets:
+        prefix, sep, _ = item.partition(":")
+        if sep and "=" not in prefix and prefix not in methods:
+            raise UserError(f"--set {item}: '{prefix}' is not one of the compared methods ({', '.join(methods)})")
     for method in methods:  # every method's settings are checked before anything runs
+        overrides = dict(item.split("=", 1) for item in sets_for(method, sets))  # the CLI has checked their form
         load_config(task, {**overrides, "method": method})
     jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
     threads = max(1, len(os.sched_getaffinity(0)) // workers)

@@ -105,6 +105,9 @@ class PretrainData(_Strict):
     train_size: PositiveInt | None = Field(None, description="training inputs (mnist: 60000; points: 2000)")
     test_size: PositiveInt | None = Field(None, description="held-out inputs (mnist: 10000; points: 1000)")
     noise: float | None = Field(None, ge=0, description="points: generator noise (moons 0.1, circles 0.05)")
+    digits: list[NonNegativeInt] | None = Field(
+        None, min_length=1, description="mnist: only images of these digits (a task's pool, e.g. MNIST-Half's 0-4)"
+    )
 
 
 class PretrainNetwork(_Strict):

@@ -63,14 +63,21 @@ def load_unlabelled(config: PretrainConfig, cache: Path, device: torch.device) -
     data = config.data
     if data.source == "mnist":
         mnist = load_mnist(data.dir, cache)
-        n_train = _take(data.train_size, len(mnist.train.labels), "data.train_size")
-        n_test = _take(data.test_size, len(mnist.test.labels), "data.test_size")
+        # a task over some digits only (MNIST-Half) pretrains on that task's pool of images
+        train, test = (
+            (s.images, s.labels)
+            if data.digits is None
+            else (s.images[np.isin(s.labels, data.digits)], s.labels[np.isin(s.labels, data.digits)])
+            for s in (mnist.train, mnist.test)
+        )
+        n_train = _take(data.train_size, len(train[1]), "data.train_size")
+        n_test = _take(data.test_size, len(test[1]), "data.test_size")
         low = torch.full((1, 28, 28), -1.0, device=device)
         return Unlabelled(
             "images",
-            to_tensor(mnist.train.images[:n_train], device),
-            to_tensor(mnist.test.images[:n_test], device),
-            mnist.test.labels[:n_test],
+            to_tensor(train[0][:n_train], device),
+            to_tensor(test[0][:n_test], device),
+            test[1][:n_test],
             Domain(low, -low),
             mnist.source,
         )

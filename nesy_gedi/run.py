@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,9 +14,10 @@ from nesy_gedi.data.mnist import Mnist, load_mnist, to_tensor
 from nesy_gedi.data.queries import QuerySet, build_query_set, ood_combinations
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
+from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.methods import MethodContext, make_method
+from nesy_gedi.methods import Method, MethodContext, make_method
 from nesy_gedi.metrics import classify, split_metrics
 from nesy_gedi.networks import build_network
 from nesy_gedi.pretrain import load_pretrained
@@ -79,19 +82,31 @@ def _save_indices(path: str, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
-def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False) -> dict:
-    device, cache = start_run(config, run)
-    mnist = load_mnist(config.data.dir, cache, config.data.source)
+@dataclass(frozen=True)
+class Assembled:
+    """A program task ready to train: its queries, images, networks, method, engine and learner."""
+
+    program: Program
+    template: QueryTemplate
+    train_set: QuerySet
+    splits: dict[str, QuerySet]
+    """the evaluation query sets: `id` (test queries) and, for a restricted task, `ood`"""
+    images: dict[str, torch.Tensor]
+    method: Method
+    predicates: dict[str, torch.nn.Module]
+    """what each neural predicate reads (the method's view of the networks)"""
+    engine: DeepProbLogEngine
+    learner: QueryLearner
+
+
+def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path) -> Assembled:
+    """Program, queries, networks (seeded; started from `init:` runs), method and engine of a task."""
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
     sizes = domain_sizes(program, config)
     template = QueryTemplate(config.query, program)
     splits = query_sets(config, template, mnist)
     train_set = splits.pop("train")
-    run.write_atomic(
-        "queries.npz",
-        lambda tmp: _save_indices(tmp, train=train_set.indices, **{k: v.indices for k, v in splits.items()}),
-    )
     images = {"train": to_tensor(mnist.train.images, device), "test": to_tensor(mnist.test.images, device)}
 
     seed_everything(config.seed)
@@ -104,6 +119,20 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     predicates = method.predicate_networks()
     engine = make_engine(config.engine, program, predicates, images, config.train.param_lr, cache / "circuits")
     learner = QueryLearner(engine, method, template, train_set, images["train"])
+    return Assembled(program, template, train_set, splits, images, method, predicates, engine, learner)
+
+
+def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False) -> dict:
+    device, cache = start_run(config, run)
+    mnist = load_mnist(config.data.dir, cache, config.data.source)
+    task = assemble(config, mnist, device, cache)
+    train_set, splits = task.train_set, task.splits
+    run.write_atomic(
+        "queries.npz",
+        lambda tmp: _save_indices(tmp, train=train_set.indices, **{k: v.indices for k, v in splits.items()}),
+    )
+    program, template, images, engine = task.program, task.template, task.images, task.engine
+    method, predicates, learner = task.method, task.predicates, task.learner
     trainer = Trainer(learner, len(train_set), config.train, config.seed, run)
     if resume and run.has(CHECKPOINT):
         trainer.restore()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 from nesy_gedi.cli import main
+from nesy_gedi.compare import sets_for
 
 from .conftest import ROOT
 
@@ -43,3 +44,17 @@ def test_compare_with_an_unknown_method_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "unknown method 'gedy'" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_method_prefixed_settings_reach_that_method_only():
+    sets = ["train.iterations=3", "gedi-pretrained:networks.mnist_net.init=pre", "gedi:method_args.gedi.weight=2"]
+    assert sets_for("dpl", sets) == ["train.iterations=3"]
+    assert sets_for("gedi-pretrained", sets) == ["train.iterations=3", "networks.mnist_net.init=pre"]
+    assert sets_for("gedi", sets) == ["train.iterations=3", "method_args.gedi.weight=2"]
+
+
+def test_a_prefix_that_is_not_a_compared_method_is_a_clear_error(tmp_path, capsys):
+    args = ["compare", str(TASK), "--methods", "dpl", "--seeds", "1", "--out", str(tmp_path / "c")]
+    assert main([*args, "--set", "gedi:method_args.gedi.weight=2"]) == 2
+    err = capsys.readouterr().err
+    assert "'gedi' is not one of the compared methods (dpl)" in err and "Traceback" not in err

@@ -12,15 +12,11 @@ import torch
 
 from nesy_gedi.cli import main
 from nesy_gedi.config import PretrainConfig, load_config
-from nesy_gedi.data.mnist import load_mnist, to_tensor
-from nesy_gedi.data.queries import build_query_set
-from nesy_gedi.logic import make_engine
-from nesy_gedi.logic.program import Program
-from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.methods import METHODS, make_method
+from nesy_gedi.data.mnist import default_cache_dir, load_mnist, to_tensor
+from nesy_gedi.methods import METHODS
 from nesy_gedi.networks import build_network
 from nesy_gedi.pretrain import NETWORK, pretrain
-from nesy_gedi.run import method_context, run_task
+from nesy_gedi.run import assemble, run_task
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.train import QueryLearner, Trainer
 
@@ -113,19 +109,10 @@ def learner_for(engine: str, method: str) -> QueryLearner:
     """The learner `nesy-gedi run` would train, on the tiny task, with a network without batch norm
     (batch statistics would make two passes over the same batch differ)."""
     sets = {**TINY, "engine": engine, "method": method, "networks.mnist_net.arch": "mnist_lenet"}
-    config = load_config(TASK, sets)
-    mnist = load_mnist()
-    program = Program(config.program)
-    template = QueryTemplate(config.query, program)
-    train_set = build_query_set(mnist.train, "train", 2, 64, 0, template.label, "data.train_size")
-    images = {"train": to_tensor(mnist.train.images)}
-    torch.manual_seed(0)
-    networks = {"mnist_net": build_network("mnist_lenet", 10)}
-    chosen = make_method(method, config.method_args, networks, method_context(config, train_set, images))
-    engine_ = make_engine(engine, program, chosen.predicate_networks(), images, 0.1)
-    learner = QueryLearner(engine_, chosen, template, train_set, images["train"])
-    learner.bind({"mnist_net": torch.optim.SGD(networks["mnist_net"].parameters(), lr=0.1)})
-    return learner
+    task = assemble(load_config(TASK, sets), load_mnist(), torch.device("cpu"), default_cache_dir())
+    net = task.method.networks["mnist_net"]
+    task.learner.bind({"mnist_net": torch.optim.SGD(net.parameters(), lr=0.1)})
+    return task.learner
 
 
 @pytest.mark.parametrize("engine", ["compiled", "deepproblog"])

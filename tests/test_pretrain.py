@@ -148,3 +148,12 @@ def test_bad_pretrain_input_is_one_clear_message(override, expected, capsys, tmp
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert re.search(expected, err), err
+
+
+def test_mnist_pretraining_can_keep_some_digits_only(tmp_path):
+    from nesy_gedi.data.mnist import default_cache_dir
+    from nesy_gedi.pretrain import load_unlabelled
+
+    config = load_config(ROOT / "tasks" / "gedi_mnist_half.yaml", {"data.test_size": "500"}, PretrainConfig)
+    data = load_unlabelled(config, default_cache_dir(), torch.device("cpu"))
+    assert len(data.train) == 30596 and len(data.test) == 500 and set(data.test_labels) == {0, 1, 2, 3, 4}
