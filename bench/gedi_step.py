@@ -17,6 +17,7 @@ from datetime import date
 
 import torch
 from sections import write_section
+from timing import median_seconds
 
 from nesy_gedi.config import PretrainConfig, load_config
 from nesy_gedi.data.mnist import load_mnist, to_tensor
@@ -28,15 +29,8 @@ from nesy_gedi.ssl.sgld import Domain
 REPEATS = 30
 
 
-def best_of(fn, repeats: int = REPEATS) -> float:
-    """Median seconds of `fn` after two warm-up calls (robust to the odd slow call)."""
-    fn(), fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
+def best_of(fn) -> float:
+    return median_seconds(fn, REPEATS)
 
 
 def measure(steps: int, config: PretrainConfig, images: torch.Tensor) -> str:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from datetime import date
 
 import numpy as np
 import torch
 from sections import write_section
+from timing import median_seconds
 
 from nesy_gedi.config import load_config
 from nesy_gedi.data.mnist import default_cache_dir, load_mnist
@@ -32,13 +32,7 @@ REPEATS = 30
 
 
 def median_ms(fn) -> float:
-    fn(), fn()
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times)) * 1e3
+    return median_seconds(fn, REPEATS) * 1e3
 
 
 def measure(method: str, mnist) -> tuple[float, float, float, float]:

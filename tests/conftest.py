@@ -50,3 +50,8 @@ def interrupt_training_at(monkeypatch, step: int, run) -> None:
     with pytest.raises(Interrupted):
         run()
     monkeypatch.setattr(Trainer, "_train_step", original)
+
+
+def comparable(metrics: dict) -> dict:
+    """Metrics without what varies between identical runs (times, the command line)."""
+    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k != "command"}

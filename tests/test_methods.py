@@ -20,7 +20,8 @@ from nesy_gedi.run import assemble, run_task
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.train import QueryLearner, Trainer
 
-from .conftest import ROOT, interrupt_training_at
+from .conftest import ROOT, comparable, interrupt_training_at
+from .test_pretrain import MNIST_SMALL
 
 TASK = ROOT / "tasks" / "mnist_add_gedi.yaml"
 TINY = {
@@ -35,18 +36,11 @@ TINY = {
 }
 
 
-def comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k != "command"}
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """A few steps of `nesy-gedi pretrain` on MNIST with the joint task's network."""
     folder = tmp_path_factory.mktemp("pre")
-    sets = {"data.train_size": "256", "data.test_size": "100", "train.iterations": "3", "train.batch_size": "64"}
-    config = load_config(
-        ROOT / "tasks" / "gedi_mnist.yaml", {**sets, "sgld.steps": "2", "sgld.buffer_size": "64"}, PretrainConfig
-    )
+    config = load_config(ROOT / "tasks" / "gedi_mnist.yaml", {**MNIST_SMALL, "train.iterations": "3"}, PretrainConfig)
     config.eval.ood = False
     pretrain(config, RunDir(folder), "test")
     return folder

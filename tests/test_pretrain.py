@@ -15,7 +15,7 @@ from nesy_gedi.pretrain import NETWORK, pretrain
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.train import Diverged
 
-from .conftest import ROOT, interrupt_training_at
+from .conftest import ROOT, comparable, interrupt_training_at
 
 MOONS = ROOT / "tasks" / "gedi_moons.yaml"
 SHORT = {"train.iterations": "300", "sgld.steps": "5"}
@@ -28,10 +28,6 @@ MNIST_SMALL = {
     "sgld.steps": "2",
     "sgld.buffer_size": "256",
 }
-
-
-def comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k != "command"}
 
 
 @pytest.fixture(scope="module")

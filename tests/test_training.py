@@ -18,7 +18,7 @@ from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.train import symbolic_loss
 
-from .conftest import ROOT, interrupt_training_at
+from .conftest import ROOT, comparable, interrupt_training_at
 
 # 800 steps on 1,600 queries: past the plateau where DeepProbLog's digits are still undecided (~20 s)
 TINY = {
@@ -82,10 +82,6 @@ def test_tiny_run_learns_and_writes_its_folder(tiny_run):
     assert metrics["concept_accuracy"] > 0.5
     assert metrics["task_accuracy"] > 0.4
     assert len((folder / "train_log.jsonl").read_text().splitlines()) == metrics["train_steps"] == 800
-
-
-def comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k != "command"}
 
 
 def test_same_seed_same_metrics(tiny_run, tmp_path):
