@@ -13,7 +13,7 @@ import torch
 from nesy_gedi.cli import main
 from nesy_gedi.config import PretrainConfig, load_config
 from nesy_gedi.data.mnist import default_cache_dir, load_mnist, to_tensor
-from nesy_gedi.methods import METHODS
+from nesy_gedi.methods import METHODS, TrainBatch
 from nesy_gedi.networks import build_network
 from nesy_gedi.pretrain import NETWORK, pretrain
 from nesy_gedi.run import assemble, run_task
@@ -167,3 +167,17 @@ def test_interrupted_joint_run_resumes_to_the_same_result(tmp_path, monkeypatch)
     rows = [(tmp_path / d / "train_log.jsonl").read_text().splitlines() for d in ("whole", "cut")]
     strip = [[{k: v for k, v in json.loads(r).items() if k != "seconds"} for r in rs] for rs in rows]
     assert strip[0] == strip[1]
+
+
+def test_unlabeled_ssl_data_draws_its_own_batch_from_the_task_pool():
+    learner = learner_for("compiled", "gedi")
+    method = learner.method
+    method.args = method.args.model_copy(update={"ssl_data": "unlabeled", "ssl_batch_size": 24})
+    batch = TrainBatch(images=learner.images[:16], step=0)
+    drawn = method._inputs(batch)
+    assert drawn.shape == (24, 1, 28, 28)
+    pool = method.context.pool.flatten(1)
+    assert all((pool == image.flatten()).all(-1).any() for image in drawn)  # every image is from the pool
+    assert len(pool) == len(np.unique(learner.train_set.indices))  # the pool: the task's training images
+    terms, _ = method.loss_terms(batch)
+    assert all(torch.isfinite(v) for v in terms.values())
