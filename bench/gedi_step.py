@@ -1,11 +1,12 @@
 """Cost of one GEDI iteration against the network passes it is made of, measured side by side.
 
 Run: .venv/bin/python bench/gedi_step.py [--out docs/benchmarks.md]
-Real MNIST, the LeNet-style network, the settings of tasks/gedi_mnist.yaml (batch 256, 64 SGLD chains),
+Real MNIST, the network and settings of tasks/gedi_mnist.yaml (batch 256, 64 SGLD chains),
 2 torch threads. For K = 5, 10, 20 it times whole GEDI iterations (loss terms, backward, Adam step) and,
 inside them, SGLD sampling; then, in the same process and on the same tensors, the bare passes an
 iteration needs: K forward+input-gradient passes on the chains, one forward+backward on all inputs of
-the step (data copy, two views, samples) and an Adam step. Overhead = iteration / bare passes - 1.
+the step (data copy, two views, samples) and an Adam step; and drawing the two views alone.
+Overhead = iteration / bare passes - 1, and iteration / (bare passes + views) - 1.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def best_of(fn) -> float:
 def measure(steps: int, config: PretrainConfig, images: torch.Tensor) -> str:
     """One table row: a GEDI iteration with K = steps, and the bare passes it is made of."""
     torch.manual_seed(0)
-    net = build_network("mnist_lenet", 10)
+    net = build_network(config.network.arch, config.network.clusters)
     generator = torch.Generator().manual_seed(0)
     sgld = config.sgld.model_copy(update={"steps": steps})
     low = torch.full((1, 28, 28), -1.0)
@@ -79,9 +80,11 @@ def measure(steps: int, config: PretrainConfig, images: torch.Tensor) -> str:
     one_chain_pass = best_of(chain_pass)
     net.train()
     bare = steps * one_chain_pass + best_of(step_pass)
+    views = best_of(lambda: (context.views(images), context.views(images)))
     return (
         f"| {steps} | {total * 1e3:.1f} | {sample * 1e3:.1f} | {(total - sample) * 1e3:.1f} | "
-        f"{one_chain_pass * 1e3:.2f} | {bare * 1e3:.1f} | {100 * (total / bare - 1):+.0f}% |"
+        f"{one_chain_pass * 1e3:.2f} | {bare * 1e3:.1f} | {views * 1e3:.1f} | {100 * (total / bare - 1):+.0f}% | "
+        f"{100 * (total / (bare + views) - 1):+.0f}% |"
     )
 
 
@@ -102,15 +105,17 @@ def main() -> None:
             "## GEDI iteration cost",
             "",
             f"`.venv/bin/python bench/gedi_step.py` on {date.today()}, {platform.machine()} CPU, 2 torch threads, "
-            f"no GPU ({platform.platform()}); real MNIST, LeNet-style network, batch {batch}, "
+            f"no GPU ({platform.platform()}); real MNIST, the task's network ({config.network.arch}), batch {batch}, "
             f"{config.sgld.negatives} SGLD chains, the augmentations of tasks/gedi_mnist.yaml; median of "
             f"{REPEATS} iterations. *Bare passes* is what the iteration cannot avoid, timed alone in the same "
             "process: K forward+input-gradient passes on the chains plus one forward+backward on all inputs of "
-            "the step (data copy, two augmented views, samples) and an Adam step. The rest of the iteration "
-            "is the augmentations, the loss arithmetic and bookkeeping.",
+            "the step (data copy, two augmented views, samples) and an Adam step. *Views*: drawing the two "
+            "augmented views of the batch, also timed alone. Overhead: the iteration beyond the bare passes, "
+            "and beyond the bare passes and the views (what is left: loss arithmetic and bookkeeping).",
             "",
-            "| K | iteration ms | SGLD sampling ms | rest ms | one chain pass ms | bare passes ms | overhead |",
-            "|---|---|---|---|---|---|---|",
+            "| K | iteration ms | SGLD sampling ms | rest ms | one chain pass ms | bare passes ms | views ms | "
+            "overhead vs passes | overhead vs passes + views |",
+            "|---|---|---|---|---|---|---|---|---|",
             *rows,
         ]
     )
