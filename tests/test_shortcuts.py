@@ -47,6 +47,11 @@ def test_mnist_evenodd_has_one_bijective_shortcut(capsys):
     assert "(5, 6, 7, 8, 9, 0, 1, 2, 3, 4)" in out
 
 
+def test_mnist_chains_has_only_merging_shortcuts(capsys):
+    """The project's own task: many shortcuts, and the identity is the only one-to-one map."""
+    assert count(capsys, ROOT / "tasks" / "mnist_chains.yaml")[0] == "shortcuts: 35 (bijective: 0)"
+
+
 SAME = """
 nn(net, [X], Y, [0, 1, 2]) :: c(X, Y).
 eq(X, Y) :- c(X, A), c(Y, A).
