@@ -17,7 +17,7 @@ import time
 from datetime import date
 
 import torch
-from sections import write_section
+from sections import table_section, write_section
 from timing import median_seconds
 
 from nesy_gedi.config import PretrainConfig, load_config
@@ -100,25 +100,19 @@ def main() -> None:
     for steps in (5, 10, 20):
         rows.append(measure(steps, config, images))
         print(rows[-1], flush=True)
-    text = "\n".join(
-        [
-            "## GEDI iteration cost",
-            "",
-            f"`.venv/bin/python bench/gedi_step.py` on {date.today()}, {platform.machine()} CPU, 2 torch threads, "
-            f"no GPU ({platform.platform()}); real MNIST, the task's network ({config.network.arch}), batch {batch}, "
-            f"{config.sgld.negatives} SGLD chains, the augmentations of tasks/gedi_mnist.yaml; median of "
-            f"{REPEATS} iterations. *Bare passes* is what the iteration cannot avoid, timed alone in the same "
-            "process: K forward+input-gradient passes on the chains plus one forward+backward on all inputs of "
-            "the step (data copy, two augmented views, samples) and an Adam step. *Views*: drawing the two "
-            "augmented views of the batch, also timed alone. Overhead: the iteration beyond the bare passes, "
-            "and beyond the bare passes and the views (what is left: loss arithmetic and bookkeeping).",
-            "",
-            "| K | iteration ms | SGLD sampling ms | rest ms | one chain pass ms | bare passes ms | views ms | "
-            "overhead vs passes | overhead vs passes + views |",
-            "|---|---|---|---|---|---|---|---|---|",
-            *rows,
-        ]
+    intro = (
+        f"`.venv/bin/python bench/gedi_step.py` on {date.today()}, {platform.machine()} CPU, 2 torch threads, "
+        f"no GPU ({platform.platform()}); real MNIST, the task's network ({config.network.arch}), batch {batch}, "
+        f"{config.sgld.negatives} SGLD chains, the augmentations of tasks/gedi_mnist.yaml; median of "
+        f"{REPEATS} iterations. *Bare passes* is what the iteration cannot avoid, timed alone in the same "
+        "process: K forward+input-gradient passes on the chains plus one forward+backward on all inputs of "
+        "the step (data copy, two augmented views, samples) and an Adam step. *Views*: drawing the two "
+        "augmented views of the batch, also timed alone. Overhead: the iteration beyond the bare passes, "
+        "and beyond the bare passes and the views (what is left: loss arithmetic and bookkeeping)."
     )
+    header = ["K", "iteration ms", "SGLD sampling ms", "rest ms", "one chain pass ms", "bare passes ms", "views ms"]
+    header += ["overhead vs passes", "overhead vs passes + views"]
+    text = table_section("GEDI iteration cost", intro, header, rows)
     write_section(args.out, "gedi-step", text)
 
 

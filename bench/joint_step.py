@@ -19,7 +19,7 @@ from datetime import date
 
 import numpy as np
 import torch
-from sections import write_section
+from sections import table_section, write_section
 from timing import median_seconds
 
 from nesy_gedi.config import load_config
@@ -87,24 +87,18 @@ def main() -> None:
             f"{100 * ssl / step:.0f}% | {ssl / (engine + network):.1f}× |"
         )
         print(rows[-1], flush=True)
-    text = "\n".join(
-        [
-            "## Joint training step: engine, network and self-supervised parts",
-            "",
-            f"`.venv/bin/python bench/joint_step.py` on {date.today()}, {platform.machine()} CPU, 2 torch "
-            f"threads, no GPU ({platform.platform()}); tasks/mnist_add_gedi.yaml: 32 queries (64 images) per "
-            "step, compiled engine, batch-normalised LeNet, GEDI with K = 10 SGLD steps on 64 chains; median "
-            f"of {REPEATS} repeats of each part in one process. *Engine*: the query loss's forward and backward "
-            "through the compiled program, less the network's own pass on the 64 query images (*network*); "
-            "*self-supervised*: the method's terms, forward and backward; *rest*: the step less those parts "
-            "(optimiser step, bookkeeping; can be slightly negative from timing noise).",
-            "",
-            "| method | step ms | engine ms | network ms | self-supervised ms | rest ms | self-supervised share | "
-            "self-supervised / (engine + network) |",
-            "|---|---|---|---|---|---|---|---|",
-            *rows,
-        ]
+    intro = (
+        f"`.venv/bin/python bench/joint_step.py` on {date.today()}, {platform.machine()} CPU, 2 torch "
+        f"threads, no GPU ({platform.platform()}); tasks/mnist_add_gedi.yaml: 32 queries (64 images) per "
+        "step, compiled engine, batch-normalised LeNet, GEDI with K = 10 SGLD steps on 64 chains; median "
+        f"of {REPEATS} repeats of each part in one process. *Engine*: the query loss's forward and backward "
+        "through the compiled program, less the network's own pass on the 64 query images (*network*); "
+        "*self-supervised*: the method's terms, forward and backward; *rest*: the step less those parts "
+        "(optimiser step, bookkeeping; can be slightly negative from timing noise)."
     )
+    header = ["method", "step ms", "engine ms", "network ms", "self-supervised ms", "rest ms", "self-supervised share"]
+    header.append("self-supervised / (engine + network)")
+    text = table_section("Joint training step: engine, network and self-supervised parts", intro, header, rows)
     write_section(args.out, "joint-step", text)
 
 

@@ -16,3 +16,10 @@ def write_section(path: str | Path, key: str, text: str) -> None:
     updated = pattern.sub(lambda _: block, current) if pattern.search(current) else current.rstrip() + f"\n\n{block}\n"
     path.write_text(updated)
     print(f"wrote section '{key}' of {path}")
+
+
+def table_section(title: str, intro: str, header: list[str], rows: list[str]) -> str:
+    """A benchmark section: its heading, what was run and how, and the measured table."""
+    return "\n".join(
+        [f"## {title}", "", intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows]
+    )
