@@ -181,3 +181,19 @@ def test_unlabeled_ssl_data_draws_its_own_batch_from_the_task_pool():
     assert len(pool) == len(np.unique(learner.train_set.indices))  # the pool: the task's training images
     terms, _ = method.loss_terms(batch)
     assert all(torch.isfinite(v) for v in terms.values())
+
+
+@pytest.mark.parametrize("which, moved", [("all", True), ("queries", False)])
+def test_batch_statistics_setting_decides_what_moves_batch_norm(which, moved):
+    task = assemble(
+        load_config(TASK, {**TINY, "method_args.gedi.batch_statistics": which}),
+        load_mnist(),
+        torch.device("cpu"),
+        default_cache_dir(),
+    )
+    net = task.method.networks["mnist_net"].train()
+    norm = net.encoder[1]
+    before = norm.running_mean.clone()
+    task.method.loss_terms(TrainBatch(images=task.images["train"][:16], step=0))
+    assert (not torch.equal(norm.running_mean, before)) == moved
+    assert norm.momentum == 0.1  # restored

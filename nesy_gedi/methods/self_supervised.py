@@ -8,6 +8,8 @@ the batch's queries, or a draw of `ssl_batch_size` images from the task's traini
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Literal
 
 import torch
@@ -27,6 +29,26 @@ class JointArgs(MethodArgs):
     ssl_batch_size: PositiveInt | None = Field(
         None, description="unlabeled: images drawn per step (default: as many as the query batch has)"
     )
+    batch_statistics: Literal["all", "queries"] = Field(
+        "all",
+        description="which passes update batch-norm running statistics (what evaluation and SGLD use): all, "
+        "or only the query loss's pass on the query images (not the views and samples of this term)",
+    )
+
+
+@contextmanager
+def running_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Batch norm still normalises with each batch's own statistics, but its running statistics stay as
+    they are (momentum 0), so that augmented views and SGLD samples do not shift what evaluation uses."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved, strict=True):
+            m.momentum = momentum
 
 
 class SelfSupervised(Method):
@@ -60,7 +82,9 @@ class SelfSupervised(Method):
         terms: dict[str, torch.Tensor] = {}
         info: dict[str, float] = {}
         for name, objective in self.objectives.items():
-            own_terms, own_info = objective.loss_terms(x, batch.step)
+            keep = self.args.batch_statistics == "queries"
+            with running_statistics_kept(objective.network) if keep else nullcontext():
+                own_terms, own_info = objective.loss_terms(x, batch.step)
             self._last[name] = own_info
             terms.update(prefixed({k: self.args.weight * v for k, v in own_terms.items()}, name, several))
             info.update(prefixed(own_info, name, several))
