@@ -30,7 +30,7 @@ class JointArgs(MethodArgs):
         None, description="unlabeled: images drawn per step (default: as many as the query batch has)"
     )
     batch_statistics: Literal["all", "queries"] = Field(
-        "all",
+        "queries",
         description="which passes update batch-norm running statistics (what evaluation and SGLD use): all, "
         "or only the query loss's pass on the query images (not the views and samples of this term)",
     )
