@@ -110,9 +110,13 @@ def _by_method(jobs: list[Job], results: list[dict]) -> dict[str, list[dict]]:
     return grouped
 
 
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows])
+
+
 def _runs_table(grouped: dict[str, list[dict]]) -> str:
     header = ["method", "finished", "diverged", "failed to run", *CLASSES, "shortcut rate", "train + eval s per run"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for method, runs in grouped.items():
         done = [r for r in runs if r.get("status") == "finished"]
         classes = [r.get("grounding") for r in done]
@@ -126,18 +130,18 @@ def _runs_table(grouped: dict[str, list[dict]]) -> str:
             f"{classes.count('shortcut') / len(done):.2f}" if done else "–",
             f"{np.median(seconds):.0f}" if seconds else "–",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return _markdown(header, rows)
 
 
 def _metrics_table(grouped: dict[str, list[dict]], split: str) -> str:
     columns = [f"{split}.{k}" for k in (*ANSWERS, *CONCEPTS)]
     header = ["method", *(c.split(".", 1)[1] for c in columns)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for method, runs in grouped.items():
         flat = [flat_metrics(r) for r in runs if r.get("status") == "finished"]
-        lines.append("| " + " | ".join([method, *(_stats([f[c] for f in flat if c in f]) for c in columns)]) + " |")
-    return "\n".join(lines)
+        rows.append([method, *(_stats([f[c] for f in flat if c in f]) for c in columns)])
+    return _markdown(header, rows)
 
 
 def _csv(jobs: list[Job], results: list[dict]) -> str:

@@ -49,13 +49,19 @@ def concept_probabilities(network: torch.nn.Module, images: torch.Tensor, batch_
     return torch.softmax(batched_logits(network, images, batch_size), -1).numpy()
 
 
+def matched_accuracy(table: np.ndarray) -> float:
+    """Accuracy under the best one-to-one matching of predictions to labels (Hungarian), from a table of
+    counts with one row per true label and one column per prediction."""
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / table.sum())
+
+
 def cluster_metrics(predicted: np.ndarray, true: np.ndarray) -> dict:
     """Clustering quality, blind to cluster names: NMI, and accuracy under the best one-to-one matching."""
     table = contingency_matrix(true, predicted)
-    rows, cols = linear_sum_assignment(table, maximize=True)
     return {
         "nmi": float(normalized_mutual_info_score(true, predicted)),
-        "cluster_accuracy": float(table[rows, cols].sum() / len(true)),
+        "cluster_accuracy": matched_accuracy(table),
         "cluster_sizes": np.bincount(predicted).tolist(),
     }
 
@@ -78,7 +84,6 @@ def concept_metrics(probabilities: np.ndarray, true: np.ndarray) -> dict:
     confusion = confusion_matrix(true, predicted, labels=list(range(n_concepts)))
     counts = confusion.sum(1, keepdims=True)
     row_normalised = np.divide(confusion, counts, out=np.zeros(confusion.shape), where=counts > 0)
-    rows, cols = linear_sum_assignment(confusion, maximize=True)
     return {
         "concept_accuracy": float(np.mean(predicted == true)),
         "f1_c": float(f1_score(true, predicted, average="macro")),
@@ -87,7 +92,7 @@ def concept_metrics(probabilities: np.ndarray, true: np.ndarray) -> dict:
         "ece_c": expected_calibration_error(probabilities, true),
         "entropy_c": float(np.mean(-(probabilities * np.log(probabilities + 1e-12)).sum(-1)) / np.log(n_concepts)),
         "nmi": float(normalized_mutual_info_score(true, predicted)),
-        "matched_concept_accuracy": float(confusion[rows, cols].sum() / len(true)),
+        "matched_concept_accuracy": matched_accuracy(confusion),
         "concept_map": {str(i): int(confusion[i].argmax()) for i in range(n_concepts) if counts[i, 0] > 0},
         "confusion": confusion.tolist(),
     }

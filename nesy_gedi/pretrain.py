@@ -12,7 +12,7 @@ import torch
 
 from nesy_gedi.config import PretrainConfig
 from nesy_gedi.data.fashion import load_fashion_test
-from nesy_gedi.data.mnist import load_mnist, to_tensor
+from nesy_gedi.data.mnist import Split, load_mnist, to_tensor
 from nesy_gedi.data.toy import make_points
 from nesy_gedi.errors import UserError
 from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
@@ -59,17 +59,19 @@ def _take(size: int | None, available: int, key: str) -> int:
     return size or available
 
 
+def _of_digits(split: Split, digits: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of a split, only of `digits` when given (a task's pool, e.g. MNIST-Half's 0-4)."""
+    if digits is None:
+        return split.images, split.labels
+    keep = np.isin(split.labels, digits)
+    return split.images[keep], split.labels[keep]
+
+
 def load_unlabelled(config: PretrainConfig, cache: Path, device: torch.device) -> Unlabelled:
     data = config.data
     if data.source == "mnist":
         mnist = load_mnist(data.dir, cache)
-        # a task over some digits only (MNIST-Half) pretrains on that task's pool of images
-        train, test = (
-            (s.images, s.labels)
-            if data.digits is None
-            else (s.images[np.isin(s.labels, data.digits)], s.labels[np.isin(s.labels, data.digits)])
-            for s in (mnist.train, mnist.test)
-        )
+        train, test = (_of_digits(split, data.digits) for split in (mnist.train, mnist.test))
         n_train = _take(data.train_size, len(train[1]), "data.train_size")
         n_test = _take(data.test_size, len(test[1]), "data.test_size")
         low = torch.full((1, 28, 28), -1.0, device=device)

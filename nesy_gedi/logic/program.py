@@ -122,8 +122,7 @@ class Program:
                         f"{pred.head.functor}/{pred.head.arity} ({len(pred.domain)} values)"
                     )
                 facts.append(pred.fact(image, value))
-        for fact in facts:
-            db.add_fact(fact)
+                db.add_fact(facts[-1])
         out_index = query.args.index(output)
         try:
             found = {tuple(args)[out_index] for args in self._engine.query(db, query)}
