@@ -36,6 +36,9 @@ class QuerySpec(_Strict):
 class NetworkSpec(_Strict):
     arch: str = Field(description="architecture name from the network registry, e.g. mnist_lenet")
     init: str | None = Field(None, description="a `nesy-gedi pretrain` run folder whose network to start from")
+    naming: bool = Field(
+        True, description="with init: permute the pretrained clusters so the program answers the most training queries"
+    )
 
 
 class DataSpec(_Strict):

@@ -19,6 +19,7 @@ from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, MethodContext, make_method
 from nesy_gedi.metrics import classify, split_metrics
+from nesy_gedi.naming import Naming, describe, name_clusters
 from nesy_gedi.networks import build_network
 from nesy_gedi.pretrain import load_pretrained
 from nesy_gedi.report import plot_confusion, plot_samples, summary_table, write_report
@@ -97,6 +98,8 @@ class Assembled:
     """what each neural predicate reads (the method's view of the networks)"""
     engine: DeepProbLogEngine
     learner: QueryLearner
+    naming: Naming | None
+    """how the pretrained clusters were named (`networks.<name>.naming`), if any network was"""
 
 
 def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path) -> Assembled:
@@ -117,9 +120,13 @@ def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path
         networks[name].to(device)
     method = make_method(config.method, config.method_args, networks, method_context(config, train_set, images))
     predicates = method.predicate_networks()
+    heads = {name: networks[name].head for name, spec in config.networks.items() if spec.init and spec.naming}
+    naming = (
+        name_clusters(predicates, heads, sizes, template, train_set, images["train"], config.seed) if heads else None
+    )
     engine = make_engine(config.engine, program, predicates, images, config.train.param_lr, cache / "circuits")
     learner = QueryLearner(engine, method, template, train_set, images["train"])
-    return Assembled(program, template, train_set, splits, images, method, predicates, engine, learner)
+    return Assembled(program, template, train_set, splits, images, method, predicates, engine, learner, naming)
 
 
 def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False) -> dict:
@@ -133,6 +140,8 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
     )
     program, template, images, engine = task.program, task.template, task.images, task.engine
     method, predicates, learner = task.method, task.predicates, task.learner
+    if task.naming:
+        print(describe(task.naming))
     trainer = Trainer(learner, len(train_set), config.train, config.seed, run)
     if resume and run.has(CHECKPOINT):
         trainer.restore()
@@ -148,6 +157,7 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
         "data_source": mnist.source,
         "train_queries": len(train_set),
         **{f"{name}_queries": len(queries) for name, queries in splits.items()},
+        **({"naming": task.naming.summary()} if task.naming else {}),
     }
     try:
         result = trainer.train()

@@ -135,7 +135,9 @@ def test_one_backward_gives_the_sum_of_the_separate_gradients(engine, method):
         assert torch.allclose(b, q + s, atol=1e-6)
 
 
-def test_gedi_pretrained_starts_from_the_checkpoint(tmp_path, task_file, pretrained, monkeypatch):
+@pytest.mark.parametrize("naming", [True, False])
+def test_gedi_pretrained_starts_from_the_checkpoint(tmp_path, task_file, pretrained, monkeypatch, naming):
+    """Its first-step outputs are the checkpoint's, in the order the program named them (naming.py)."""
     saved = torch.load(pretrained / "checkpoint.pt", weights_only=False)["networks"][NETWORK]
     reference = build_network("mnist_lenet_bn", 10)
     reference.load_state_dict(saved)
@@ -151,10 +153,19 @@ def test_gedi_pretrained_starts_from_the_checkpoint(tmp_path, task_file, pretrai
         return original(self, rows)
 
     monkeypatch.setattr(Trainer, "_train_step", recording)
-    config = load_config(TASK, {**TINY, "method": "gedi-pretrained", "networks.mnist_net.init": str(pretrained)})
-    run_task(config, RunDir(tmp_path), "test")
+    sets = {
+        "method": "gedi-pretrained",
+        "networks.mnist_net.init": str(pretrained),
+        "networks.mnist_net.naming": str(naming).lower(),
+    }
+    metrics = run_task(load_config(TASK, {**TINY, **sets}), RunDir(tmp_path), "test")
+    order = list(range(10))
+    if naming:
+        order = np.argsort(metrics["naming"]["permutations"]["mnist_net"]).tolist()
+    else:
+        assert "naming" not in metrics
     with torch.no_grad():
-        assert torch.equal(seen[0], reference.eval()(images))
+        assert torch.equal(seen[0], reference.eval()(images)[:, order])
 
 
 def test_interrupted_joint_run_resumes_to_the_same_result(tmp_path, monkeypatch):

@@ -1,0 +1,137 @@
+"""Naming pretrained clusters: which output of a pretrained network stands for which domain value.
+
+A `nesy-gedi pretrain` run leaves its clusters in an arbitrary order, and the query loss alone, started
+from clean but unnamed clusters, is free to bend them into a shortcut rather than rename them (MNIST-Half,
+docs/results.md). So before training, a network started from a pretraining run (`networks.<name>.init`,
+`naming: true`) has its outputs permuted: the permutation under which the program, reading every training
+image as its most probable cluster, answers the most training queries right. The permutation is applied to
+the network's last layer, so training, checkpoints and metrics all see named clusters.
+
+With clean clusters and no bijective shortcut (`nesy-gedi shortcuts`), only the intended naming explains
+every training query; a bijective shortcut explains them equally well, and the run reports the tie.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from problog.logic import Term
+
+from nesy_gedi.data.queries import QuerySet
+from nesy_gedi.logic.query import QueryTemplate
+
+Permutations = dict[str, tuple[int, ...]]
+"""per network: the domain value given to each cluster"""
+
+
+@dataclass(frozen=True)
+class Naming:
+    permutations: Permutations
+    explained: float
+    """share of the training queries the program answers right under the chosen naming"""
+    ties: int
+    """other namings found by the search that explain as many queries (a bijective shortcut, or unclean clusters)"""
+
+    def summary(self) -> dict:
+        return {
+            "permutations": {n: list(p) for n, p in self.permutations.items()},
+            "explained": self.explained,
+            "ties": self.ties,
+        }
+
+
+@torch.no_grad()
+def _clusters(net: torch.nn.Module, images: torch.Tensor, batch: int = 1024) -> np.ndarray:
+    """Each image's most probable output, in eval mode (the pretraining run's statistics)."""
+    was_training = net.training
+    net.eval()
+    found = torch.cat([net(images[i : i + batch]).argmax(-1) for i in range(0, len(images), batch)])
+    net.train(was_training)
+    return found.cpu().numpy()
+
+
+def _search(
+    counts: Counter, sizes: dict[str, int], movable: list[str], template: QueryTemplate, seed: int, restarts: int
+) -> tuple[list[Permutations], int]:
+    """Best-improvement hill climbing over swaps of two values of one movable network, from the identity and
+    from seeded random permutations; returns every best naming found and its number of queries answered right."""
+    names = sorted(sizes)
+    cache: dict[tuple, int] = {}
+
+    def score(perm: Permutations) -> int:
+        key = tuple(perm[n] for n in names)
+        if key in cache:
+            return cache[key]
+        right = 0
+        for (key, label), count in counts.items():
+            predicted = {n: [perm[n][k] for k in clusters] for n, clusters in zip(names, key, strict=True)}
+            if template.label(predicted[names[0]], predicted) == label:
+                right += count
+        cache[key] = right
+        return right
+
+    rng = np.random.default_rng(seed)
+    best: dict[tuple, int] = {}
+    for restart in range(restarts):
+        perm = {n: tuple(range(s)) for n, s in sizes.items()}
+        if restart:
+            perm.update({n: tuple(rng.permutation(sizes[n]).tolist()) for n in movable})
+        current = score(perm)
+        while True:
+            moves = []
+            for n in movable:
+                for i in range(sizes[n]):
+                    for j in range(i + 1, sizes[n]):
+                        swapped = list(perm[n])
+                        swapped[i], swapped[j] = swapped[j], swapped[i]
+                        moves.append({**perm, n: tuple(swapped)})
+            top = max(moves, key=score)
+            if score(top) <= current:
+                break
+            perm, current = top, score(top)
+        best[tuple(perm[n] for n in names)] = current
+    most = max(best.values())
+    return [dict(zip(names, p, strict=True)) for p, s in best.items() if s == most], most
+
+
+def name_clusters(
+    predicates: dict[str, torch.nn.Module],
+    heads: dict[str, torch.nn.Linear],
+    sizes: dict[str, int],
+    template: QueryTemplate,
+    train_set: QuerySet,
+    images: torch.Tensor,
+    seed: int,
+    restarts: int = 20,
+) -> Naming:
+    """Find the naming of the clusters of the networks in `heads` under which the program, reading each
+    training image as the output its predicate makes most probable, answers the most training queries (the
+    other networks are read as they are); apply it to the rows of those networks' last layers."""
+    names = sorted(predicates)
+    rows = torch.as_tensor(train_set.indices.ravel(), device=images.device)
+    clusters = {n: _clusters(predicates[n], images[rows]).reshape(train_set.indices.shape) for n in names}
+    counts: Counter[tuple[tuple, Term]] = Counter(
+        (tuple(tuple(clusters[n][q].tolist()) for n in names), label) for q, label in enumerate(train_set.labels)
+    )
+    found, right = _search(counts, sizes, sorted(heads), template, seed, restarts)
+    chosen = {n: found[0][n] for n in sorted(heads)}
+    with torch.no_grad():
+        for n, head in heads.items():
+            order = torch.as_tensor(np.argsort(chosen[n]), device=head.weight.device)
+            head.weight.copy_(head.weight[order])
+            head.bias.copy_(head.bias[order])
+    return Naming(chosen, right / len(train_set), len(found) - 1)
+
+
+def describe(naming: Naming) -> str:
+    lines = [f"naming {n}: cluster -> value {list(p)}" for n, p in naming.permutations.items()]
+    lines.append(f"the program answers {naming.explained:.1%} of the training queries under this naming")
+    if naming.ties:
+        lines.append(
+            f"{naming.ties} other naming(s) answer as many: the program cannot tell them apart "
+            "(a bijective shortcut, see `nesy-gedi shortcuts`), so the choice is arbitrary"
+        )
+    return "\n".join(lines)
