@@ -8,7 +8,8 @@ image as its most probable cluster, answers the most training queries right. The
 the network's last layer, so training, checkpoints and metrics all see named clusters.
 
 With clean clusters and no bijective shortcut (`nesy-gedi shortcuts`), only the intended naming explains
-every training query; a bijective shortcut explains them equally well, and the run reports the tie.
+every training query; a bijective shortcut explains them equally well, and the run reports the tie and
+lets its seed choose among the tied namings.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def _clusters(net: torch.nn.Module, images: torch.Tensor, batch: int = 1024) -> 
 
 
 def _search(
-    counts: Counter, sizes: dict[str, int], movable: list[str], template: QueryTemplate, seed: int, restarts: int
+    counts: Counter,
+    sizes: dict[str, int],
+    movable: list[str],
+    template: QueryTemplate,
+    rng: np.random.Generator,
+    restarts: int,
 ) -> tuple[list[Permutations], int]:
     """Best-improvement hill climbing over swaps of two values of one movable network, from the identity and
     from seeded random permutations; returns every best naming found and its number of queries answered right."""
@@ -73,7 +79,6 @@ def _search(
         cache[key] = right
         return right
 
-    rng = np.random.default_rng(seed)
     best: dict[tuple, int] = {}
     for restart in range(restarts):
         perm = {n: tuple(range(s)) for n, s in sizes.items()}
@@ -116,8 +121,11 @@ def name_clusters(
     counts: Counter[tuple[tuple, Term]] = Counter(
         (tuple(tuple(clusters[n][q].tolist()) for n in names), label) for q, label in enumerate(train_set.labels)
     )
-    found, right = _search(counts, sizes, sorted(heads), template, seed, restarts)
-    chosen = {n: found[0][n] for n in sorted(heads)}
+    rng = np.random.default_rng(seed)
+    found, right = _search(counts, sizes, sorted(heads), template, rng, restarts)
+    # among namings the program cannot tell apart, the seed chooses: over seeds, each is taken as often
+    pick = found[rng.integers(len(found))]
+    chosen = {n: pick[n] for n in sorted(heads)}
     with torch.no_grad():
         for n, head in heads.items():
             order = torch.as_tensor(np.argsort(chosen[n]), device=head.weight.device)
