@@ -94,6 +94,10 @@ class TaskConfig(_RunSpec):
     networks: dict[str, NetworkSpec]
     method: str = "dpl"
     engine: Literal["compiled", "deepproblog"] = "compiled"
+    engine_circuits: Literal["answers", "labels"] = Field(
+        "answers",
+        description="compiled engine's training circuits: one all-answers circuit per query shape, or one per label",
+    )
     data: DataSpec = Field(default_factory=DataSpec)
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="views of self-supervised methods")
     sgld: SGLDSpec = Field(default_factory=SGLDSpec, description="negatives of generative methods")

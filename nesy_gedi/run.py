@@ -124,7 +124,9 @@ def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path
     naming = (
         name_clusters(predicates, heads, sizes, template, train_set, images["train"], config.seed) if heads else None
     )
-    engine = make_engine(config.engine, program, predicates, images, config.train.param_lr, cache / "circuits")
+    engine = make_engine(
+        config.engine, program, predicates, images, config.train.param_lr, cache / "circuits", config.engine_circuits
+    )
     learner = QueryLearner(engine, method, template, train_set, images["train"])
     return Assembled(program, template, train_set, splits, images, method, predicates, engine, learner, naming)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from deepproblog.query import Query
@@ -53,14 +55,13 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def engines(program: Program, domains: dict[str, int], images: int, seed: int = 0):
-    torch.manual_seed(seed)
+def engines(program: Program, domains: dict[str, int], images: int, circuits: str = "answers"):
     source = {"train": torch.arange(images, dtype=torch.float64).view(images, 1)}
     made = []
-    for cls in (DeepProbLogEngine, CompiledEngine):
-        torch.manual_seed(seed)
+    for make in (DeepProbLogEngine, partial(CompiledEngine, circuits=circuits)):
+        torch.manual_seed(0)
         nets = {name: Lookup(images, size) for name, size in domains.items()}
-        made.append(cls(program, nets, source, 0.1))
+        made.append(make(program, nets, source, 0.1))
     return made
 
 
@@ -79,11 +80,15 @@ def queries(functor: str, shape: list[int], count: int, lists: bool = False) -> 
     return made
 
 
-def compare(program_text, domains, functor, shape, tmp_path, count=6, lists=False, all_answers=True) -> None:
+def compare(
+    program_text, domains, functor, shape, tmp_path, count=6, lists=False, all_answers=True, circuits="answers"
+) -> None:
+    """Probabilities and gradients of labelled queries (the compiled engine training on `circuits`) and,
+    with `all_answers`, the probability of every answer, against DeepProbLog's."""
     path = tmp_path / "p.pl"
     path.write_text(program_text)
     program = Program(path)
-    dpl, compiled = engines(program, domains, images=count * sum(shape))
+    dpl, compiled = engines(program, domains, count * sum(shape), circuits)
     open_queries = queries(functor, shape, count, lists)
     if all_answers:  # every answer DeepProbLog finds, with its probability, for every query
         solved = dpl.model.solve(open_queries)
@@ -125,28 +130,44 @@ def compare(program_text, domains, functor, shape, tmp_path, count=6, lists=Fals
         assert float(t_dpl[k]) == pytest.approx(float(t_ours[k]), abs=1e-6)
 
 
-def test_single_digit_addition(tmp_path):
-    compare((ROOT / "programs" / "mnist_addition.pl").read_text(), {"mnist_net": 10}, "addition", [1, 1], tmp_path)
+@pytest.mark.parametrize("circuits", ["answers", "labels"])
+def test_single_digit_addition(tmp_path, circuits):
+    program = (ROOT / "programs" / "mnist_addition.pl").read_text()
+    compare(program, {"mnist_net": 10}, "addition", [1, 1], tmp_path, circuits=circuits)
 
 
-def test_two_digit_addition_whole_numbers(tmp_path):
+@pytest.mark.parametrize("circuits", ["answers", "labels"])
+def test_two_digit_addition_whole_numbers(tmp_path, circuits):
     program = (ROOT / "programs" / "mnist_multi_addition.pl").read_text()
-    compare(program, {"mnist_net": 10}, "addition", [2, 2], tmp_path, count=2)
+    compare(program, {"mnist_net": 10}, "addition", [2, 2], tmp_path, count=2, circuits=circuits)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_digit_by_digit_addition(tmp_path, n):
     program = (ROOT / "programs" / "mnist_multi_addition_carry.pl").read_text()
-    # DeepProbLog compiles the all-answers circuit of 3-digit numbers only slowly: compare labelled queries there
-    compare(program, {"mnist_net": 10}, "addition", [n, n], tmp_path, count=3, lists=True, all_answers=n < 3)
+    # the all-answers circuit of 3-digit numbers is too large to compile in a test (both engines): labels there
+    answers = n < 3
+    compare(
+        program,
+        {"mnist_net": 10},
+        "addition",
+        [n, n],
+        tmp_path,
+        count=3,
+        lists=True,
+        all_answers=answers,
+        circuits="answers" if answers else "labels",
+    )
 
 
-def test_negation_and_two_neural_predicates(tmp_path):
-    compare(NEGATION_TWO_NETWORKS, {"digit_net": 10, "parity_net": 2}, "check", [1, 1], tmp_path)
+@pytest.mark.parametrize("circuits", ["answers", "labels"])
+def test_negation_and_two_neural_predicates(tmp_path, circuits):
+    compare(NEGATION_TWO_NETWORKS, {"digit_net": 10, "parity_net": 2}, "check", [1, 1], tmp_path, circuits=circuits)
 
 
-def test_probabilistic_facts_and_learnable_parameters(tmp_path):
-    compare(FACTS_AND_PARAMETERS, {"digit_net": 10}, "addition", [1, 1], tmp_path)
+@pytest.mark.parametrize("circuits", ["answers", "labels"])
+def test_probabilistic_facts_and_learnable_parameters(tmp_path, circuits):
+    compare(FACTS_AND_PARAMETERS, {"digit_net": 10}, "addition", [1, 1], tmp_path, circuits=circuits)
 
 
 def test_one_network_call_per_batch(tmp_path):
@@ -158,14 +179,17 @@ def test_one_network_call_per_batch(tmp_path):
     assert calls == [64]
 
 
-def test_programs_are_cached_on_disk_with_a_stable_key(tmp_path, monkeypatch):
+@pytest.mark.parametrize("circuits", ["answers", "labels"])
+def test_programs_are_cached_on_disk_with_a_stable_key(tmp_path, monkeypatch, circuits):
     program = Program(ROOT / "programs" / "mnist_addition.pl")
     q = [x.replace_output([Constant(3)]) for x in queries("addition", [1, 1], 4)]
     source = {"train": torch.arange(8.0).view(8, 1)}
-    first = CompiledEngine(program, {"mnist_net": Lookup(8, 10)}, source, 0.1, cache_dir=tmp_path)
+    first = CompiledEngine(program, {"mnist_net": Lookup(8, 10)}, source, 0.1, tmp_path, circuits)
     expected = first.probabilities(q)
-    shape_key = cache_key(program.text, str(q[0].variable_output().query))[:32]
-    assert [p.name for p in tmp_path.glob("*.pkl")] == [f"{shape_key}-{cache_key(program.text, str(q[0].query))}.pkl"]
-    second = CompiledEngine(program, first.networks, source, 0.1, cache_dir=tmp_path)
+    shape = q[0].variable_output().query
+    template = shape if circuits == "answers" else q[0].query
+    key = f"{cache_key(program.text, str(shape))[:32]}-{cache_key(program.text, str(template))}.pkl"
+    assert [p.name for p in tmp_path.glob("*.pkl")] == [key]
+    second = CompiledEngine(program, first.networks, source, 0.1, tmp_path, circuits)
     monkeypatch.setattr(second.model.solver, "build_ac", lambda q: pytest.fail("compiled again instead of loading"))
     assert torch.equal(second.probabilities(q), expected)

@@ -6,11 +6,14 @@ import warnings
 warnings.filterwarnings("ignore", message="ApproximateEngine is not available")
 
 
-def make_engine(name: str, program, networks: dict, sources: dict, param_lr: float, cache_dir=None):
-    """The engine a task names: `compiled` (batched tensor programs) or `deepproblog` (its ExactEngine)."""
+def make_engine(
+    name: str, program, networks: dict, sources: dict, param_lr: float, cache_dir=None, circuits: str = "answers"
+):
+    """The engine a task names: `compiled` (batched tensor programs, training on the `circuits` it names) or
+    `deepproblog` (its ExactEngine)."""
     from nesy_gedi.logic.compiled_engine import CompiledEngine
     from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 
     if name == "compiled":
-        return CompiledEngine(program, networks, sources, param_lr, cache_dir)
+        return CompiledEngine(program, networks, sources, param_lr, cache_dir, circuits)
     return DeepProbLogEngine(program, networks, sources, param_lr)
