@@ -8,8 +8,9 @@ image as its most probable cluster, answers the most training queries right. The
 the network's last layer, so training, checkpoints and metrics all see named clusters.
 
 With clean clusters and no bijective shortcut (`nesy-gedi shortcuts`), only the intended naming explains
-every training query; a bijective shortcut explains them equally well, and the run reports the tie and
-lets its seed choose among the tied namings.
+every training query. A bijective shortcut explains them equally well: exactly with clean clusters (the
+seed then chooses among the tied namings), within the clusters' impurity otherwise. Every naming the
+search finds within `RIVAL_MARGIN` of the best is reported as a rival: the program cannot tell it apart.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from nesy_gedi.logic.query import QueryTemplate
 
 Permutations = dict[str, tuple[int, ...]]
 """per network: the domain value given to each cluster"""
+RIVAL_MARGIN = 0.01
+"""a naming that explains at most this share of the training queries fewer than the best is a rival"""
 
 
 @dataclass(frozen=True)
@@ -33,14 +36,17 @@ class Naming:
     permutations: Permutations
     explained: float
     """share of the training queries the program answers right under the chosen naming"""
-    ties: int
-    """other namings found by the search that explain as many queries (a bijective shortcut, or unclean clusters)"""
+    rivals: list[tuple[Permutations, float]]
+    """other namings found within RIVAL_MARGIN of it, with their shares, best first"""
 
     def summary(self) -> dict:
+        def plain(perms: Permutations) -> dict:
+            return {n: list(p) for n, p in perms.items()}
+
         return {
-            "permutations": {n: list(p) for n, p in self.permutations.items()},
+            "permutations": plain(self.permutations),
             "explained": self.explained,
-            "ties": self.ties,
+            "rivals": [{"permutations": plain(p), "explained": e} for p, e in self.rivals],
         }
 
 
@@ -61,7 +67,7 @@ def _search(
     template: QueryTemplate,
     rng: np.random.Generator,
     restarts: int,
-) -> tuple[list[Permutations], int]:
+) -> dict[tuple, int]:
     """Best-improvement hill climbing over swaps of two values of one movable network, from the identity and
     from seeded random permutations; returns every best naming found and its number of queries answered right."""
     names = sorted(sizes)
@@ -97,9 +103,8 @@ def _search(
             if score(top) <= current:
                 break
             perm, current = top, score(top)
-        best[tuple(perm[n] for n in names)] = current
-    most = max(best.values())
-    return [dict(zip(names, p, strict=True)) for p, s in best.items() if s == most], most
+        best[tuple(perm[n] for n in movable)] = current
+    return best
 
 
 def name_clusters(
@@ -122,24 +127,32 @@ def name_clusters(
         (tuple(tuple(clusters[n][q].tolist()) for n in names), label) for q, label in enumerate(train_set.labels)
     )
     rng = np.random.default_rng(seed)
-    found, right = _search(counts, sizes, sorted(heads), template, rng, restarts)
-    # among namings the program cannot tell apart, the seed chooses: over seeds, each is taken as often
-    pick = found[rng.integers(len(found))]
-    chosen = {n: pick[n] for n in sorted(heads)}
+    movable = sorted(heads)
+    found = _search(counts, sizes, movable, template, rng, restarts)
+    most = max(found.values())
+    # among namings that answer exactly as many queries, the seed chooses: over seeds, each is taken as often
+    tied = [p for p, right in found.items() if right == most]
+    pick = tied[rng.integers(len(tied))]
+    chosen = dict(zip(movable, pick, strict=True))
+    rivals = [
+        (dict(zip(movable, p, strict=True)), right / len(train_set))
+        for p, right in sorted(found.items(), key=lambda item: -item[1])
+        if p != pick and right >= most - RIVAL_MARGIN * len(train_set)
+    ]
     with torch.no_grad():
         for n, head in heads.items():
             order = torch.as_tensor(np.argsort(chosen[n]), device=head.weight.device)
             head.weight.copy_(head.weight[order])
             head.bias.copy_(head.bias[order])
-    return Naming(chosen, right / len(train_set), len(found) - 1)
+    return Naming(chosen, most / len(train_set), rivals)
 
 
 def describe(naming: Naming) -> str:
     lines = [f"naming {n}: cluster -> value {list(p)}" for n, p in naming.permutations.items()]
     lines.append(f"the program answers {naming.explained:.1%} of the training queries under this naming")
-    if naming.ties:
+    for perms, explained in naming.rivals:
         lines.append(
-            f"{naming.ties} other naming(s) answer as many: the program cannot tell them apart "
-            "(a bijective shortcut, see `nesy-gedi shortcuts`), so the choice is arbitrary"
+            f"rival naming {'; '.join(f'{n}: {list(p)}' for n, p in perms.items())} answers {explained:.1%}: "
+            "the program cannot tell it apart (a bijective shortcut, `nesy-gedi shortcuts`), so grounding is a guess"
         )
     return "\n".join(lines)

@@ -32,14 +32,17 @@ class Scrambled(nn.Module):
         return self.head(nn.functional.one_hot(x[:, 0, 0, 0].long(), len(self.head.weight)).float())
 
 
-def named(task: str, order: list[int]) -> tuple[Scrambled, object, torch.Tensor]:
+def named(task: str, order: list[int], misread: int = 0) -> tuple[Scrambled, object, torch.Tensor]:
+    """Name the clusters of 10 queries per training pair of the task, the first `misread` images in the
+    wrong cluster (impure clusters)."""
     config = load_config(ROOT / "tasks" / task)
     template = QueryTemplate(config.query, Program(config.program))
-    combos = [tuple(c) for c in config.data.combinations] * 3
-    digits = torch.arange(len(order)).repeat(2)
+    combos = [tuple(c) for c in config.data.combinations] * 10
+    digits = torch.tensor([d for c in combos for d in c])
     images = torch.zeros(len(digits), 1, 28, 28)
     images[:, 0, 0, 0] = digits.float()
-    indices = np.array([[a, b] for a, b in combos])
+    images[:misread, 0, 0, 0] = (digits[:misread] + 1) % len(order)
+    indices = np.arange(len(digits)).reshape(len(combos), 2)
     train = QuerySet("train", indices, [template.label(list(c)) for c in combos])
     net = Scrambled(order)
     naming = name_clusters(
@@ -51,18 +54,29 @@ def named(task: str, order: list[int]) -> tuple[Scrambled, object, torch.Tensor]
 def test_clean_clusters_of_mnist_half_get_their_only_naming():
     """MNIST-Half has no bijective shortcut: the program names clean clusters correctly, without a tie."""
     net, naming, images = named("mnist_half.yaml", [3, 0, 4, 1, 2])
-    assert naming.explained == 1.0 and naming.ties == 0
+    assert naming.explained == 1.0 and naming.rivals == []
     assert naming.permutations["mnist_net"] == (3, 0, 4, 1, 2)
     assert torch.equal(net(images).argmax(-1), images[:, 0, 0, 0].long())
+
+
+def test_a_bijective_shortcut_is_a_rival_of_impure_clusters_too():
+    """With one image of 320 in the wrong cluster the two namings no longer tie exactly; both are kept."""
+    net, naming, images = named("mnist_evenodd.yaml", [7, 2, 9, 0, 5, 1, 8, 3, 6, 4], misread=1)
+    assert 0.99 < naming.explained < 1.0 and len(naming.rivals) == 1
+    rival = naming.rivals[0][0]["mnist_net"]
+    assert {naming.permutations["mnist_net"], rival} == {
+        (7, 2, 9, 0, 5, 1, 8, 3, 6, 4),
+        tuple((d + 5) % 10 for d in (7, 2, 9, 0, 5, 1, 8, 3, 6, 4)),
+    }
 
 
 def test_a_bijective_shortcut_shows_as_a_tie():
     """MNIST-EvenOdd's bijective shortcut d -> (d + 5) mod 10 explains every training pair as well."""
     order = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
     net, naming, images = named("mnist_evenodd.yaml", order)
-    assert naming.explained == 1.0 and naming.ties == 1
+    assert naming.explained == 1.0 and [share for _, share in naming.rivals] == [1.0]
     found = net(images).argmax(-1)
-    digits = images[:, 0, 0, 0].long()
+    digits = images[:, 0, 0, 0].long()  # no image misread here
     assert torch.equal(found, digits) or torch.equal(found, (digits + 5) % 10)
 
 
