@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside training (loading, evaluation): nothing to keep beyond the checkpoint
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would raise again
+        return 0
 
 
 if __name__ == "__main__":

@@ -90,3 +90,15 @@ def test_two_neural_predicates(tmp_path, capsys):
     last, out = count(capsys, task)
     assert last == "shortcuts: 3 (bijective: 1)"
     assert "* colour: 0->1, 1->0; shape: 0->1, 1->0" in out
+
+
+def test_output_into_a_reader_that_stops_early_is_no_error():
+    """`nesy-gedi shortcuts … | head`: the reader closes the pipe; no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "nesy_gedi", "shortcuts", str(ROOT / "tasks" / "mnist_half.yaml")]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    writer.stdout.close()  # the reader is gone before the first line
+    assert writer.wait(timeout=120) == 0
+    assert b"Traceback" not in writer.stderr.read()
