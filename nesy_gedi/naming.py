@@ -24,6 +24,7 @@ from problog.logic import Term
 
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.shortcuts import Shortcuts, find_shortcuts, training_combinations
 
 Permutations = dict[str, tuple[int, ...]]
 """per network: the domain value given to each cluster"""
@@ -60,31 +61,31 @@ def _clusters(net: torch.nn.Module, images: torch.Tensor, batch: int = 1024) -> 
     return found.cpu().numpy()
 
 
+class _Scorer:
+    """Training queries the program answers right when each cluster k of network n reads as perm[n][k]."""
+
+    def __init__(self, counts: Counter, names: list[str], template: QueryTemplate) -> None:
+        self.counts, self.names, self.template = counts, names, template
+        self.known: dict[tuple, int] = {}
+
+    def __call__(self, perm: Permutations) -> int:
+        key = tuple(perm[n] for n in self.names)
+        if key not in self.known:
+            right = 0
+            for (clusters, label), count in self.counts.items():
+                predicted = {n: [perm[n][k] for k in ks] for n, ks in zip(self.names, clusters, strict=True)}
+                if self.template.label(predicted[self.names[0]], predicted) == label:
+                    right += count
+            self.known[key] = right
+        return self.known[key]
+
+
 def _search(
-    counts: Counter,
-    sizes: dict[str, int],
-    movable: list[str],
-    template: QueryTemplate,
-    rng: np.random.Generator,
-    restarts: int,
+    score: _Scorer, sizes: dict[str, int], movable: list[str], rng: np.random.Generator, restarts: int
 ) -> dict[tuple, int]:
     """Best-improvement hill climbing over swaps of two values of one movable network, from the identity and
-    from seeded random permutations; returns every best naming found and its number of queries answered right."""
-    names = sorted(sizes)
-    cache: dict[tuple, int] = {}
-
-    def score(perm: Permutations) -> int:
-        key = tuple(perm[n] for n in names)
-        if key in cache:
-            return cache[key]
-        right = 0
-        for (key, label), count in counts.items():
-            predicted = {n: [perm[n][k] for k in clusters] for n, clusters in zip(names, key, strict=True)}
-            if template.label(predicted[names[0]], predicted) == label:
-                right += count
-        cache[key] = right
-        return right
-
+    from seeded random permutations; returns the naming each start ends in (movable networks' permutations)
+    with its number of queries answered right."""
     best: dict[tuple, int] = {}
     for restart in range(restarts):
         perm = {n: tuple(range(s)) for n, s in sizes.items()}
@@ -107,19 +108,35 @@ def _search(
     return best
 
 
+def _through_shortcuts(
+    naming: Permutations, shortcuts: Shortcuts, sizes: dict[str, int], movable: list[str]
+) -> list[Permutations]:
+    """The naming followed by each bijective shortcut of the task: namings the program cannot tell from it
+    (with clean clusters they answer exactly as many queries), which a local search can miss."""
+    composed = []
+    for alpha in shortcuts.bijective:
+        to = {n: dict(zip(shortcuts.values, alpha[n], strict=True)) for n in alpha}
+        perm = {n: tuple(range(s)) for n, s in sizes.items()}
+        perm.update({n: tuple(to[n].get(v, v) for v in naming[n]) for n in movable})
+        composed.append(perm)
+    return composed
+
+
 def name_clusters(
     predicates: dict[str, torch.nn.Module],
     heads: dict[str, torch.nn.Linear],
     sizes: dict[str, int],
     template: QueryTemplate,
     train_set: QuerySet,
+    combinations: list | None,
     images: torch.Tensor,
     seed: int,
     restarts: int = 20,
 ) -> Naming:
     """Find the naming of the clusters of the networks in `heads` under which the program, reading each
     training image as the output its predicate makes most probable, answers the most training queries (the
-    other networks are read as they are); apply it to the rows of those networks' last layers."""
+    other networks are read as they are); apply it to the rows of those networks' last layers. The search
+    also scores the best naming followed by each bijective shortcut of the task (`data.combinations`)."""
     names = sorted(predicates)
     rows = torch.as_tensor(train_set.indices.ravel(), device=images.device)
     clusters = {n: _clusters(predicates[n], images[rows]).reshape(train_set.indices.shape) for n in names}
@@ -128,7 +145,12 @@ def name_clusters(
     )
     rng = np.random.default_rng(seed)
     movable = sorted(heads)
-    found = _search(counts, sizes, movable, template, rng, restarts)
+    score = _Scorer(counts, names, template)
+    found = _search(score, sizes, movable, rng, restarts)
+    best = dict(zip(movable, max(found, key=found.get), strict=True))
+    shortcuts = find_shortcuts(template.program, template, sizes, training_combinations(template, sizes, combinations))
+    for perm in _through_shortcuts(best, shortcuts, sizes, movable):
+        found[tuple(perm[n] for n in movable)] = score(perm)
     most = max(found.values())
     # among namings that answer exactly as many queries, the seed chooses: over seeds, each is taken as often
     tied = [p for p, right in found.items() if right == most]

@@ -122,7 +122,11 @@ def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path
     predicates = method.predicate_networks()
     heads = {name: networks[name].head for name, spec in config.networks.items() if spec.init and spec.naming}
     naming = (
-        name_clusters(predicates, heads, sizes, template, train_set, images["train"], config.seed) if heads else None
+        name_clusters(
+            predicates, heads, sizes, template, train_set, config.data.combinations, images["train"], config.seed
+        )
+        if heads
+        else None
     )
     engine = make_engine(
         config.engine, program, predicates, images, config.train.param_lr, cache / "circuits", config.engine_circuits
