@@ -11,6 +11,9 @@ With clean clusters and no bijective shortcut (`nesy-gedi shortcuts`), only the 
 every training query. A bijective shortcut explains them equally well: exactly with clean clusters (the
 seed then chooses among the tied namings), within the clusters' impurity otherwise. Every naming the
 search finds within `RIVAL_MARGIN` of the best is reported as a rival: the program cannot tell it apart.
+For a restricted task (`data.combinations`) the search also tries the best naming through each bijective
+shortcut, which a local search can miss; for an unrestricted one, counting shortcuts over every tuple of
+the domain can take long (10^4 tuples for 4 images per query), so the search alone decides.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from problog.logic import Term
 
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.shortcuts import Shortcuts, find_shortcuts, training_combinations
+from nesy_gedi.shortcuts import Shortcuts, find_shortcuts
 
 Permutations = dict[str, tuple[int, ...]]
 """per network: the domain value given to each cluster"""
@@ -135,8 +138,8 @@ def name_clusters(
 ) -> Naming:
     """Find the naming of the clusters of the networks in `heads` under which the program, reading each
     training image as the output its predicate makes most probable, answers the most training queries (the
-    other networks are read as they are); apply it to the rows of those networks' last layers. The search
-    also scores the best naming followed by each bijective shortcut of the task (`data.combinations`)."""
+    other networks are read as they are); apply it to the rows of those networks' last layers. For a
+    restricted task the best naming followed by each bijective shortcut is scored too."""
     names = sorted(predicates)
     rows = torch.as_tensor(train_set.indices.ravel(), device=images.device)
     clusters = {n: _clusters(predicates[n], images[rows]).reshape(train_set.indices.shape) for n in names}
@@ -148,9 +151,10 @@ def name_clusters(
     score = _Scorer(counts, names, template)
     found = _search(score, sizes, movable, rng, restarts)
     best = dict(zip(movable, max(found, key=found.get), strict=True))
-    shortcuts = find_shortcuts(template.program, template, sizes, training_combinations(template, sizes, combinations))
-    for perm in _through_shortcuts(best, shortcuts, sizes, movable):
-        found[tuple(perm[n] for n in movable)] = score(perm)
+    if combinations:
+        shortcuts = find_shortcuts(template.program, template, sizes, [tuple(c) for c in combinations])
+        for perm in _through_shortcuts(best, shortcuts, sizes, movable):
+            found[tuple(perm[n] for n in movable)] = score(perm)
     most = max(found.values())
     # among namings that answer exactly as many queries, the seed chooses: over seeds, each is taken as often
     tied = [p for p, right in found.items() if right == most]
