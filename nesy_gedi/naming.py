@@ -27,6 +27,7 @@ from problog.logic import Term
 
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.metrics import batched_logits
 from nesy_gedi.shortcuts import Shortcuts, find_shortcuts
 
 Permutations = dict[str, tuple[int, ...]]
@@ -55,13 +56,16 @@ class Naming:
 
 
 @torch.no_grad()
-def _clusters(net: torch.nn.Module, images: torch.Tensor, batch: int = 1024) -> np.ndarray:
+def _clusters(net: torch.nn.Module, images: torch.Tensor) -> np.ndarray:
     """Each image's most probable output, in eval mode (the pretraining run's statistics)."""
     was_training = net.training
-    net.eval()
-    found = torch.cat([net(images[i : i + batch]).argmax(-1) for i in range(0, len(images), batch)])
+    found = batched_logits(net, images).argmax(-1).numpy()
     net.train(was_training)
-    return found.cpu().numpy()
+    return found
+
+
+def _identity(sizes: dict[str, int]) -> Permutations:
+    return {n: tuple(range(s)) for n, s in sizes.items()}
 
 
 class _Scorer:
@@ -91,7 +95,7 @@ def _search(
     with its number of queries answered right."""
     best: dict[tuple, int] = {}
     for restart in range(restarts):
-        perm = {n: tuple(range(s)) for n, s in sizes.items()}
+        perm = _identity(sizes)
         if restart:
             perm.update({n: tuple(rng.permutation(sizes[n]).tolist()) for n in movable})
         current = score(perm)
@@ -119,7 +123,7 @@ def _through_shortcuts(
     composed = []
     for alpha in shortcuts.bijective:
         to = {n: dict(zip(shortcuts.values, alpha[n], strict=True)) for n in alpha}
-        perm = {n: tuple(range(s)) for n, s in sizes.items()}
+        perm = _identity(sizes)
         perm.update({n: tuple(to[n].get(v, v) for v in naming[n]) for n in movable})
         composed.append(perm)
     return composed
