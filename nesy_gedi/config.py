@@ -67,6 +67,13 @@ class TrainSpec(_Strict):
     threads: PositiveInt | None = Field(None, description="torch CPU threads (default: torch's own)")
 
 
+class PretrainTrainSpec(TrainSpec):
+    restarts: PositiveInt = Field(
+        1, description="starts tried for restart_steps steps each; the lowest-loss one is trained to the end"
+    )
+    restart_steps: PositiveInt = Field(500, description="steps each start gets before the choice")
+
+
 class EvalSpec(_Strict):
     batch_size: PositiveInt = 64
     grounded_at: float = Field(0.9, ge=0, le=1, description="a run is grounded when Acc(C) reaches this")
@@ -135,7 +142,7 @@ class PretrainConfig(_RunSpec):
     method: str = "gedi"
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     sgld: SGLDSpec = Field(default_factory=SGLDSpec)
-    train: TrainSpec = Field(default_factory=lambda: TrainSpec(batch_size=256))
+    train: PretrainTrainSpec = Field(default_factory=lambda: PretrainTrainSpec(batch_size=256))
     eval: PretrainEval = Field(default_factory=PretrainEval)
 
 

@@ -3,6 +3,8 @@ clusters, OOD scores, picture -> report. The run's checkpoint is what a program 
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from nesy_gedi.errors import UserError
 from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
 from nesy_gedi.networks import build_network
 from nesy_gedi.report import PRETRAIN_KEYS, PRETRAIN_NOTES, plot_regions, plot_samples, summary_table, write_report
-from nesy_gedi.rundir import CHECKPOINT, METRICS, RunDir
+from nesy_gedi.rundir import CHECKPOINT, LOG, METRICS, RunDir
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
@@ -26,6 +28,10 @@ from nesy_gedi.train import Diverged, Trainer, seed_everything, start_run
 
 NETWORK = "net"
 """the name of the pretrained network in the checkpoint"""
+RESTARTS = "restarts.json"
+"""the starts tried (`train.restarts`) and the one continued"""
+RESTART_WINDOW = 50
+"""steps at the end of a start's trial whose mean loss ranks it"""
 
 
 def load_pretrained(network: torch.nn.Module, folder: str, where: str) -> None:
@@ -157,19 +163,82 @@ def picture(run: RunDir, objective: Objective, data: Unlabelled, seed: int) -> l
     return [plot_samples(run, samples, seed)]
 
 
+def build_objective(config: PretrainConfig, data: Unlabelled, device: torch.device, seed: int) -> Objective:
+    """Network, views, sampler and objective, all drawn from `seed`."""
+    seed_everything(seed)
+    network = build_network(config.network.arch, config.network.clusters).to(device)
+    generator = torch.Generator(device).manual_seed(seed)
+    context = SSLContext(data.domain, make_views(config.augment, data.kind, generator), config.sgld, generator)
+    return make_objective(config.method, config.method_args, network, context)
+
+
+def start_seeds(config: PretrainConfig) -> list[int]:
+    """The run's own seed first, so that `restarts: 1` is the plain run; the others derived from it."""
+    derived = (np.random.SeedSequence([config.seed, i]).generate_state(1)[0] for i in range(1, config.train.restarts))
+    return [config.seed, *map(int, derived)]
+
+
+def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device, run: RunDir, resume: bool) -> dict:
+    """Train each start seed's first `restart_steps` steps (in `restarts/<i>/`) and continue the one whose
+    loss over its last RESTART_WINDOW steps is lowest: a choice by the objective alone, never by labels,
+    as IIC keeps its lowest-loss head. A run can settle in a poor optimum early (docs/results.md); its
+    loss then stays higher. The chosen start's checkpoint and log become the run's, so the run is exactly
+    that seed's run from there on."""
+    trials = []
+    for i, seed in enumerate(start_seeds(config)):
+        folder = RunDir(run / "restarts" / str(i))
+        trainer = Trainer(
+            PretrainLearner(build_objective(config, data, device, seed), data.train),
+            len(data.train),
+            config.train,
+            seed,
+            folder,
+        )
+        if resume and folder.has(CHECKPOINT):
+            trainer.restore()
+        elif folder.has(LOG):
+            (folder / LOG).unlink()
+        print(f"start {i + 1} of {config.train.restarts} (seed {seed})")
+        try:
+            trainer.train(until=config.train.restart_steps)
+            losses = [row["loss"] for row in folder.read_log()][-RESTART_WINDOW:]
+            trials.append({"seed": seed, "loss": float(np.mean(losses)), "seconds": trainer.seconds})
+        except Diverged as exc:
+            trials.append({"seed": seed, "loss": None, "divergence": exc.reason, "seconds": trainer.seconds})
+    finished = [i for i, trial in enumerate(trials) if trial["loss"] is not None]
+    chosen = min(finished, key=lambda i: trials[i]["loss"]) if finished else 0
+    restarts = {"starts": trials, "chosen": chosen, "chosen_seed": trials[chosen]["seed"]}
+    print(
+        "starts' loss over their last steps: "
+        + ", ".join(f"{t['loss']:.4f}" if t["loss"] is not None else "diverged" for t in trials)
+        + f"; continuing start {chosen + 1}"
+    )
+    run.write_json(RESTARTS, restarts)
+    source = RunDir(run / "restarts" / str(chosen))
+    run.write_text(LOG, (source / LOG).read_text())
+    os.replace(source / CHECKPOINT, run / CHECKPOINT)
+    for i in range(len(trials)):
+        (run / "restarts" / str(i) / CHECKPOINT).unlink(missing_ok=True)  # the buffer makes them large
+    return restarts
+
+
 def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = False) -> dict:
     device, cache = start_run(config, run)
     data = load_unlabelled(config, cache, device)
 
-    seed_everything(config.seed)
-    network = build_network(config.network.arch, config.network.clusters).to(device)
-    generator = torch.Generator(device).manual_seed(config.seed)
-    context = SSLContext(data.domain, make_views(config.augment, data.kind, generator), config.sgld, generator)
-    objective = make_objective(config.method, config.method_args, network, context)
-    trainer = Trainer(PretrainLearner(objective, data.train), len(data.train), config.train, config.seed, run)
     if resume and run.has(CHECKPOINT):
+        restarts = json.loads((run / RESTARTS).read_text()) if run.has(RESTARTS) else None
+    elif config.train.restarts > 1:
+        restarts = choose_start(config, data, device, run, resume)
+    else:
+        restarts = None
+    seed = restarts["chosen_seed"] if restarts else config.seed
+    objective = build_objective(config, data, device, seed)
+    trainer = Trainer(PretrainLearner(objective, data.train), len(data.train), config.train, seed, run)
+    if run.has(CHECKPOINT) and (resume or restarts):
         trainer.restore()
-        print(f"resuming from step {trainer.step} of {trainer.total_steps}")
+        how = "resuming" if resume else "continuing the chosen start"
+        print(f"{how} from step {trainer.step} of {trainer.total_steps}")
 
     metrics: dict = {
         "task": config.name,
@@ -180,6 +249,8 @@ def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = F
         "train_inputs": len(data.train),
         "test_inputs": len(data.test),
     }
+    if restarts:
+        metrics["restarts"] = restarts
     try:
         result = trainer.train()
     except Diverged as exc:
@@ -187,7 +258,12 @@ def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = F
         run.write_json(METRICS, metrics)
         write_report(run, config.name, config.method, metrics, [], PRETRAIN_KEYS, PRETRAIN_NOTES)
         raise
-    metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds)
+    discarded = (
+        sum(start["seconds"] for i, start in enumerate(restarts["starts"]) if i != restarts["chosen"])
+        if restarts
+        else 0.0
+    )
+    metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds + discarded)
     started = time.perf_counter()
     metrics.update(evaluate(config, objective, data, cache))
     pictures = picture(run, objective, data, config.seed)

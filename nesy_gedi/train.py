@@ -222,14 +222,16 @@ class Trainer:
         self.step, self.seconds = state["step"], state["seconds"]
         self.run.truncate_log(self.step)
 
-    def train(self) -> TrainResult:
+    def train(self, until: int | None = None) -> TrainResult:
+        """Train to step `until` (default: the end), checkpointing there."""
+        stop = min(until or self.total_steps, self.total_steps)
         recent: dict[str, deque[float]] = {}  # running means on the bar: the loss, each term, the learner's keys
         bar = tqdm(
             total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0
         )
         order, order_epoch = None, -1
         try:
-            while self.step < self.total_steps:
+            while self.step < stop:
                 epoch, position = divmod(self.step, self.steps_per_epoch)
                 if epoch != order_epoch:
                     order, order_epoch = self._order(epoch), epoch

@@ -40,6 +40,7 @@ def test_short_moons_run_clusters_and_writes_its_folder(moons_run):
     folder, metrics = moons_run
     for name in ("config.yaml", "versions.json", "metrics.json", "checkpoint.pt", "train_log.jsonl", "clusters.png"):
         assert (folder / name).is_file(), name
+    assert not (folder / "restarts").exists() and "restarts" not in metrics  # train.restarts: 1
     saved = json.loads((folder / "metrics.json").read_text())
     # chance is NMI 0 and accuracy 0.5; GEDI settles on a balanced cut across both moons here (NMI about
     # 0.4, accuracy about 0.85; docs/results.md), not on the gap between them
@@ -55,6 +56,46 @@ def test_interrupted_pretraining_resumes_to_the_same_result(moons_run, tmp_path,
     interrupt_training_at(monkeypatch, 150, lambda: pretrain(config, RunDir(tmp_path), "test"))
     resumed = pretrain(load_config(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
     assert comparable(resumed) == comparable(moons_run[1])
+
+
+RESTARTS = {**SHORT, "train.iterations": "40", "train.restarts": "3", "train.restart_steps": "15"}
+
+
+def without_seconds(metrics: dict) -> dict:
+    starts = [{k: v for k, v in start.items() if k != "seconds"} for start in metrics["restarts"]["starts"]]
+    return {**comparable(metrics), "restarts": {**metrics["restarts"], "starts": starts}}
+
+
+@pytest.fixture(scope="module")
+def restarted_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("restarts")
+    return folder, pretrain(load_config(MOONS, RESTARTS, PretrainConfig), RunDir(folder), "test")
+
+
+def test_restarts_continue_the_start_with_the_lowest_loss(restarted_run):
+    folder, metrics = restarted_run
+    starts, chosen = metrics["restarts"]["starts"], metrics["restarts"]["chosen"]
+    assert starts[0]["seed"] == 0 and len({start["seed"] for start in starts}) == 3
+    for i, start in enumerate(starts):
+        rows = RunDir(folder / "restarts" / str(i)).read_log()
+        assert [row["step"] for row in rows] == list(range(1, 16))
+        assert start["loss"] == pytest.approx(sum(row["loss"] for row in rows) / 15)  # all 15 are in the window
+        assert not (folder / "restarts" / str(i) / "checkpoint.pt").exists()
+    assert starts[chosen]["loss"] == min(start["loss"] for start in starts)
+    assert metrics["restarts"]["chosen_seed"] == starts[chosen]["seed"]
+    log = RunDir(folder).read_log()
+    assert [row["step"] for row in log] == list(range(1, 41))
+    assert log[:15] == RunDir(folder / "restarts" / str(chosen)).read_log()
+    assert json.loads((folder / "restarts.json").read_text()) == metrics["restarts"]
+    assert metrics["train_seconds"] >= sum(start["seconds"] for start in starts)  # discarded starts count
+
+
+@pytest.mark.parametrize("step", [10, 30], ids=["during-a-start", "after-the-choice"])
+def test_interrupted_restarts_resume_to_the_same_result(restarted_run, step, tmp_path, monkeypatch):
+    config = load_config(MOONS, {**RESTARTS, "train.checkpoint_every": "5"}, PretrainConfig)
+    interrupt_training_at(monkeypatch, step, lambda: pretrain(config, RunDir(tmp_path), "test"))
+    resumed = pretrain(load_config(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
+    assert without_seconds(resumed) == without_seconds(restarted_run[1])
 
 
 def test_runaway_energy_stops_the_run_and_keeps_the_checkpoint(tmp_path, capsys):
