@@ -1,12 +1,13 @@
 """Cost of one GEDI iteration against the network passes it is made of, measured side by side.
 
 Run: .venv/bin/python bench/gedi_step.py [--out docs/benchmarks.md]
-Real MNIST, the network and settings of tasks/gedi_mnist.yaml (batch 256, 64 SGLD chains),
-2 torch threads. For K = 5, 10, 20 it times whole GEDI iterations (loss terms, backward, Adam step) and,
-inside them, SGLD sampling; then, in the same process and on the same tensors, the bare passes an
-iteration needs: K forward+input-gradient passes on the chains, one forward+backward on all inputs of
-the step (data copy, two views, samples) and an Adam step; and drawing the two views alone.
-Overhead = iteration / bare passes - 1, and iteration / (bare passes + views) - 1.
+Real MNIST, the network and settings of tasks/gedi_mnist.yaml (batch 256, 64 SGLD chains), with 1 torch
+thread (how the result tables run: two runs side by side) and 2. For K = 5, 10, 20 it times whole GEDI
+iterations (loss terms, backward, Adam step) and, inside them, SGLD sampling; then, in the same process
+and on the same tensors, the bare passes an iteration needs: K forward+input-gradient passes on the
+chains, one forward+backward on all inputs of the step (data copy, two views, samples) and an Adam step;
+drawing the two views alone; and drawing the Gaussian noise the objective adds (data copy, K SGLD steps).
+Overhead = iteration / bare passes - 1, and iteration / (bare passes + views + noise) - 1.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def best_of(fn) -> float:
     return median_seconds(fn, REPEATS)
 
 
-def measure(steps: int, config: PretrainConfig, images: torch.Tensor) -> str:
+def measure(threads: int, steps: int, config: PretrainConfig, images: torch.Tensor) -> str:
     """One table row: a GEDI iteration with K = steps, and the bare passes it is made of."""
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = build_network(config.network.arch, config.network.clusters)
     generator = torch.Generator().manual_seed(0)
@@ -81,10 +83,17 @@ def measure(steps: int, config: PretrainConfig, images: torch.Tensor) -> str:
     net.train()
     bare = steps * one_chain_pass + best_of(step_pass)
     views = best_of(lambda: (context.views(images), context.views(images)))
+
+    def draw_noise() -> None:
+        torch.randn(images.shape, generator=generator)
+        for _ in range(steps):
+            torch.randn(chains.shape, generator=generator)
+
+    noise = best_of(draw_noise)
     return (
-        f"| {steps} | {total * 1e3:.1f} | {sample * 1e3:.1f} | {(total - sample) * 1e3:.1f} | "
-        f"{one_chain_pass * 1e3:.2f} | {bare * 1e3:.1f} | {views * 1e3:.1f} | {100 * (total / bare - 1):+.0f}% | "
-        f"{100 * (total / (bare + views) - 1):+.0f}% |"
+        f"| {threads} | {steps} | {total * 1e3:.1f} | {sample * 1e3:.1f} | {(total - sample) * 1e3:.1f} | "
+        f"{one_chain_pass * 1e3:.2f} | {bare * 1e3:.1f} | {views * 1e3:.1f} | {noise * 1e3:.1f} | "
+        f"{100 * (total / bare - 1):+.0f}% | {100 * (total / (bare + views + noise) - 1):+.0f}% |"
     )
 
 
@@ -92,26 +101,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="docs/benchmarks.md")
     args = parser.parse_args()
-    torch.set_num_threads(2)
     config = load_config("tasks/gedi_mnist.yaml", kind=PretrainConfig)
     batch = config.train.batch_size
     images = to_tensor(load_mnist().train.images[:batch])
     rows = []
-    for steps in (5, 10, 20):
-        rows.append(measure(steps, config, images))
-        print(rows[-1], flush=True)
+    for threads in (1, 2):
+        for steps in (5, 10, 20):
+            rows.append(measure(threads, steps, config, images))
+            print(rows[-1], flush=True)
     intro = (
-        f"`.venv/bin/python bench/gedi_step.py` on {date.today()}, {platform.machine()} CPU, 2 torch threads, "
-        f"no GPU ({platform.platform()}); real MNIST, the task's network ({config.network.arch}), batch {batch}, "
+        f"`.venv/bin/python bench/gedi_step.py` on {date.today()}, {platform.machine()} CPU, 1 and 2 torch "
+        "threads (the result tables run two runs side by side with one thread each), no GPU "
+        f"({platform.platform()}); real MNIST, the task's network ({config.network.arch}), batch {batch}, "
         f"{config.sgld.negatives} SGLD chains, the augmentations of tasks/gedi_mnist.yaml; median of "
         f"{REPEATS} iterations. *Bare passes* is what the iteration cannot avoid, timed alone in the same "
         "process: K forward+input-gradient passes on the chains plus one forward+backward on all inputs of "
         "the step (data copy, two augmented views, samples) and an Adam step. *Views*: drawing the two "
-        "augmented views of the batch, also timed alone. Overhead: the iteration beyond the bare passes, "
-        "and beyond the bare passes and the views (what is left: loss arithmetic and bookkeeping)."
+        "augmented views of the batch, also timed alone. *Noise*: the Gaussian noise the objective draws (the "
+        "data copy's σ = 0.03 and the K SGLD steps' σ), timed alone. Overhead: the iteration beyond the bare "
+        "passes, and beyond the bare passes, views and noise (what is left: loss arithmetic and bookkeeping)."
     )
-    header = ["K", "iteration ms", "SGLD sampling ms", "rest ms", "one chain pass ms", "bare passes ms", "views ms"]
-    header += ["overhead vs passes", "overhead vs passes + views"]
+    header = ["threads", "K", "iteration ms", "SGLD sampling ms", "rest ms", "one chain pass ms", "bare passes ms"]
+    header += ["views ms", "noise ms", "overhead vs passes", "overhead vs passes + views + noise"]
     text = table_section("GEDI iteration cost", intro, header, rows)
     write_section(args.out, "gedi-step", text)
 
