@@ -30,10 +30,14 @@ MNIST_SMALL = {
 }
 
 
+def pretrained_moons(tmp_path_factory, overrides: dict[str, str]) -> tuple:
+    folder = tmp_path_factory.mktemp("moons")
+    return folder, pretrain(load_config(MOONS, overrides, PretrainConfig), RunDir(folder), "test")
+
+
 @pytest.fixture(scope="module")
 def moons_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("moons")
-    return folder, pretrain(load_config(MOONS, SHORT, PretrainConfig), RunDir(folder), "test")
+    return pretrained_moons(tmp_path_factory, SHORT)
 
 
 def test_short_moons_run_clusters_and_writes_its_folder(moons_run):
@@ -68,8 +72,7 @@ def without_seconds(metrics: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def restarted_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("restarts")
-    return folder, pretrain(load_config(MOONS, RESTARTS, PretrainConfig), RunDir(folder), "test")
+    return pretrained_moons(tmp_path_factory, RESTARTS)
 
 
 def test_restarts_continue_the_start_with_the_lowest_loss(restarted_run):
