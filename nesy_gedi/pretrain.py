@@ -185,8 +185,8 @@ def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device,
     already higher is shown on few seeds only (docs/results.md). The chosen start's checkpoint and log
     become the run's, so the run is exactly that seed's run from there on."""
     trials = []
-    for i, seed in enumerate(start_seeds(config)):
-        folder = RunDir(run / "restarts" / str(i))
+    folders = [RunDir(run / "restarts" / str(i)) for i in range(config.train.restarts)]
+    for i, (seed, folder) in enumerate(zip(start_seeds(config), folders, strict=True)):
         trainer = Trainer(
             PretrainLearner(build_objective(config, data, device, seed), data.train),
             len(data.train),
@@ -214,11 +214,10 @@ def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device,
         + f"; continuing start {chosen + 1}"
     )
     run.write_json(RESTARTS, restarts)
-    source = RunDir(run / "restarts" / str(chosen))
-    run.write_text(LOG, (source / LOG).read_text())
-    os.replace(source / CHECKPOINT, run / CHECKPOINT)
-    for i in range(len(trials)):
-        (run / "restarts" / str(i) / CHECKPOINT).unlink(missing_ok=True)  # the buffer makes them large
+    run.write_text(LOG, (folders[chosen] / LOG).read_text())
+    os.replace(folders[chosen] / CHECKPOINT, run / CHECKPOINT)
+    for folder in folders:
+        (folder / CHECKPOINT).unlink(missing_ok=True)  # the buffer makes them large
     return restarts
 
 
@@ -249,20 +248,17 @@ def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = F
         "train_inputs": len(data.train),
         "test_inputs": len(data.test),
     }
+    discarded = 0.0  # seconds spent on starts that were not continued
     if restarts:
         metrics["restarts"] = restarts
+        discarded = sum(start["seconds"] for i, start in enumerate(restarts["starts"]) if i != restarts["chosen"])
     try:
         result = trainer.train()
     except Diverged as exc:
-        metrics.update(exc.summary(trainer.seconds))
+        metrics.update(exc.summary(trainer.seconds + discarded))
         run.write_json(METRICS, metrics)
         write_report(run, config.name, config.method, metrics, [], PRETRAIN_KEYS, PRETRAIN_NOTES)
         raise
-    discarded = (
-        sum(start["seconds"] for i, start in enumerate(restarts["starts"]) if i != restarts["chosen"])
-        if restarts
-        else 0.0
-    )
     metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds + discarded)
     started = time.perf_counter()
     metrics.update(evaluate(config, objective, data, cache))
