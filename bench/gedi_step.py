@@ -3,11 +3,12 @@
 Run: .venv/bin/python bench/gedi_step.py [--out docs/benchmarks.md]
 Real MNIST, the network and settings of tasks/gedi_mnist.yaml (batch 256, 64 SGLD chains), with 1 torch
 thread (how the result tables run: two runs side by side) and 2. For K = 5, 10, 20 it times whole GEDI
-iterations (loss terms, backward, Adam step) and, inside them, SGLD sampling; then, in the same process
-and on the same tensors, the bare passes an iteration needs: K forward+input-gradient passes on the
-chains, one forward+backward on all inputs of the step (data copy, two views, samples) and an Adam step;
-drawing the two views alone; and drawing the Gaussian noise the objective adds (data copy, K SGLD steps).
-Overhead = iteration / bare passes - 1, and iteration / (bare passes + views + noise) - 1.
+iterations (loss terms, backward, Adam step) and, inside them, SGLD sampling; and, taking turns with the
+iteration in every round (same process, same tensors), the bare passes an iteration needs: K
+forward+input-gradient passes on the chains, one forward+backward on all inputs of the step (data copy,
+two views, samples) and an Adam step; drawing the two views alone; and drawing the Gaussian noise the
+objective adds (data copy, K SGLD steps). Overhead = iteration / bare passes - 1, and
+iteration / (bare passes + views + noise) - 1, each ratio taken within a round, median over rounds.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import platform
 import time
 from datetime import date
 
+import numpy as np
 import torch
 from sections import table_section, write_section
-from timing import median_seconds
+from timing import interleaved_times, median
 
 from nesy_gedi.config import PretrainConfig, load_config
 from nesy_gedi.data.mnist import load_mnist, to_tensor
@@ -28,11 +30,7 @@ from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
 
-REPEATS = 30
-
-
-def best_of(fn) -> float:
-    return median_seconds(fn, REPEATS)
+REPEATS = 60
 
 
 def measure(threads: int, steps: int, config: PretrainConfig, images: torch.Tensor) -> str:
@@ -63,37 +61,44 @@ def measure(threads: int, steps: int, config: PretrainConfig, images: torch.Tens
         sum(terms.values()).backward()
         optimizer.step()
 
-    total = best_of(iteration)
-    sample = sorted(sampling[2:])[len(sampling[2:]) // 2]
-
     chains = torch.rand(sgld.negatives, 1, 28, 28) * 2 - 1
     everything = torch.cat([images, images, images, chains])  # data copy, views a and b, samples
 
-    def chain_pass() -> None:
-        x = chains.clone().requires_grad_(True)
-        torch.autograd.grad(torch.logsumexp(objective.cluster_net(x), -1).sum(), x)
+    def chain_passes() -> None:
+        net.eval()
+        for _ in range(steps):
+            x = chains.clone().requires_grad_(True)
+            torch.autograd.grad(torch.logsumexp(objective.cluster_net(x), -1).sum(), x)
+        net.train()
 
     def step_pass() -> None:
         optimizer.zero_grad()
         objective.cluster_net(everything).logsumexp(-1).mean().backward()
         optimizer.step()
 
-    net.eval()
-    one_chain_pass = best_of(chain_pass)
-    net.train()
-    bare = steps * one_chain_pass + best_of(step_pass)
-    views = best_of(lambda: (context.views(images), context.views(images)))
-
     def draw_noise() -> None:
         torch.randn(images.shape, generator=generator)
         for _ in range(steps):
             torch.randn(chains.shape, generator=generator)
 
-    noise = best_of(draw_noise)
+    parts = {
+        "iteration": iteration,
+        "chains": chain_passes,
+        "step": step_pass,
+        "views": lambda: (context.views(images), context.views(images)),
+        "noise": draw_noise,
+    }
+    times = {name: np.array(t) for name, t in interleaved_times(parts, REPEATS).items()}
+    total, views, noise = (median(times[name]) for name in ("iteration", "views", "noise"))
+    sample = median(sampling[2:])
+    bare = times["chains"] + times["step"]
+    # overheads: medians over rounds of the ratio within a round, so that drift of the machine cancels
+    over = median(times["iteration"] / bare) - 1
+    over_all = median(times["iteration"] / (bare + times["views"] + times["noise"])) - 1
     return (
         f"| {threads} | {steps} | {total * 1e3:.1f} | {sample * 1e3:.1f} | {(total - sample) * 1e3:.1f} | "
-        f"{one_chain_pass * 1e3:.2f} | {bare * 1e3:.1f} | {views * 1e3:.1f} | {noise * 1e3:.1f} | "
-        f"{100 * (total / bare - 1):+.0f}% | {100 * (total / (bare + views + noise) - 1):+.0f}% |"
+        f"{median(times['chains']) / steps * 1e3:.2f} | {median(bare) * 1e3:.1f} | {views * 1e3:.1f} | "
+        f"{noise * 1e3:.1f} | {100 * over:+.0f}% | {100 * over_all:+.0f}% |"
     )
 
 
@@ -114,12 +119,15 @@ def main() -> None:
         "threads (the result tables run two runs side by side with one thread each), no GPU "
         f"({platform.platform()}); real MNIST, the task's network ({config.network.arch}), batch {batch}, "
         f"{config.sgld.negatives} SGLD chains, the augmentations of tasks/gedi_mnist.yaml; median of "
-        f"{REPEATS} iterations. *Bare passes* is what the iteration cannot avoid, timed alone in the same "
-        "process: K forward+input-gradient passes on the chains plus one forward+backward on all inputs of "
-        "the step (data copy, two augmented views, samples) and an Adam step. *Views*: drawing the two "
-        "augmented views of the batch, also timed alone. *Noise*: the Gaussian noise the objective draws (the "
-        "data copy's σ = 0.03 and the K SGLD steps' σ), timed alone. Overhead: the iteration beyond the bare "
-        "passes, and beyond the bare passes, views and noise (what is left: loss arithmetic and bookkeeping)."
+        f"{REPEATS} rounds, each timing an iteration and then each part below once, in turn. *Bare passes* "
+        "is what the iteration cannot avoid, timed alone in the same process: K forward+input-gradient "
+        "passes on the chains plus one forward+backward on all inputs of the step (data copy, two augmented "
+        "views, samples) and an Adam step. *Views*: drawing the two augmented views of the batch, also timed "
+        "alone. *Noise*: the Gaussian noise the objective draws (the data copy's σ = 0.03 and the K SGLD "
+        "steps' σ), timed alone. Overhead: the iteration beyond the bare passes, and beyond the bare passes, "
+        "views and noise (what is left: loss arithmetic and bookkeeping); each ratio is taken within a round "
+        "and its median over the rounds is shown, so drift of the machine's speed cancels (the ms columns' "
+        "medians need not divide to it exactly)."
     )
     header = ["threads", "K", "iteration ms", "SGLD sampling ms", "rest ms", "one chain pass ms", "bare passes ms"]
     header += ["views ms", "noise ms", "overhead vs passes", "overhead vs passes + views + noise"]

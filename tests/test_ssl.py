@@ -173,6 +173,19 @@ def test_stroke_width_filter_is_a_3x3_max_filter():
     assert torch.equal(_max_filter(x), nn.functional.max_pool2d(x, 3, stride=1, padding=1))
 
 
+def test_stroke_width_dilates_or_erodes_each_image_by_its_drawn_amount():
+    from nesy_gedi.ssl.augment import StrokeWidth
+
+    x = torch.rand(32, 1, 28, 28) * 2 - 1
+    out = StrokeWidth(0.7, torch.Generator().manual_seed(3))(x)
+    amount = (torch.rand(32, 1, 1, 1, generator=torch.Generator().manual_seed(3)) * 2 - 1) * 0.7
+    dilated = nn.functional.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -nn.functional.max_pool2d(-x, 3, stride=1, padding=1)
+    expected = x + amount.abs() * (torch.where(amount > 0, dilated, eroded) - x)
+    assert (amount > 0).any() and (amount < 0).any()
+    assert torch.equal(out, expected)  # exactly: runs made before the one-pass filter repeat bit for bit
+
+
 def test_views_are_per_image_and_stay_in_range():
     x = torch.full((64, 1, 28, 28), -1.0)
     x[:, :, 10:18, 12:16] = 1.0  # a bar

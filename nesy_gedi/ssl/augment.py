@@ -80,8 +80,9 @@ class StrokeWidth(v2.Transform):
         if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.strength == 0:
             return inpt
         amount = (torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device) * 2 - 1) * self.strength
-        dilated, eroded = _max_filter(inpt), -_max_filter(-inpt)
-        target = torch.where(amount > 0, dilated, eroded)
+        # one filter pass: dilate x where the amount is positive, erode (dilate -x, negate) elsewhere
+        sign = torch.where(amount > 0, 1.0, -1.0)
+        target = sign * _max_filter(sign * inpt)
         return inpt + amount.abs() * (target - inpt)
 
 
