@@ -226,9 +226,7 @@ class Trainer:
         """Train to step `until` (default: the end), checkpointing there."""
         stop = min(until or self.total_steps, self.total_steps)
         recent: dict[str, deque[float]] = {}  # running means on the bar: the loss, each term, the learner's keys
-        bar = tqdm(
-            total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0
-        )
+        bar = tqdm(total=stop, initial=self.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
         order, order_epoch = None, -1
         try:
             while self.step < stop:
