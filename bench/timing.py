@@ -1,20 +1,14 @@
-"""Timing helper shared by the benchmark scripts."""
+"""Timing helpers shared by the benchmark scripts."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     """Median seconds of `fn` after two warm-up calls (robust to the odd slow call)."""
-    fn(), fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
+    return median(interleaved_times({"fn": fn}, repeats)["fn"])
 
 
 def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
@@ -35,5 +29,7 @@ def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int) -> dic
     return times
 
 
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
+def median(values: Iterable[float]) -> float:
+    """The middle value (the upper of the two middle ones for an even count)."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]

@@ -181,9 +181,10 @@ def start_seeds(config: PretrainConfig) -> list[int]:
 def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device, run: RunDir, resume: bool) -> dict:
     """Train each start seed's first `restart_steps` steps (in `restarts/<i>/`) and continue the one whose
     loss over its last RESTART_WINDOW steps is lowest: a choice by the objective alone, never by labels,
-    as IIC keeps its lowest-loss head. A run can settle in a poor optimum early; that its loss is then
-    already higher is shown on few seeds only (docs/results.md). The chosen start's checkpoint and log
-    become the run's, so the run is exactly that seed's run from there on."""
+    as IIC keeps its lowest-loss head. A run can settle in a poor optimum early; its loss is then often,
+    not always, already higher (on ten seeds, two of three poor runs avoided; docs/results.md). The
+    chosen start's checkpoint and log become the run's, so the run is exactly that seed's run from there
+    on."""
     trials = []
     folders = [RunDir(run / "restarts" / str(i)) for i in range(config.train.restarts)]
     for i, (seed, folder) in enumerate(zip(start_seeds(config), folders, strict=True)):
