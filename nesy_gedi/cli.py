@@ -86,6 +86,10 @@ def _run(args: argparse.Namespace, command: str) -> int:
         run = RunDir(out)
     try:
         execute(config, run, command, resume=bool(args.resume))
+    except UserError:
+        if not args.resume:
+            run.discard_if_unstarted()
+        raise
     except Interrupted as exc:
         print(
             f"\ninterrupted after step {exc.step}; checkpoint kept. "

@@ -17,6 +17,7 @@ CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 LOG = "train_log.jsonl"
+VERSIONS = "versions.json"
 PACKAGES = ("nesy_gedi", "torch", "torchvision", "deepproblog", "problog", "pysdd", "numpy", "scikit-learn", "pydantic")
 
 
@@ -55,6 +56,15 @@ class RunDir:
 
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
+
+    def discard_if_unstarted(self) -> None:
+        """Remove the folder if it holds only what every run writes first (its config and versions): a run
+        stopped by bad input before training leaves no empty folder behind, and nothing is lost."""
+        names = {p.name for p in self.path.iterdir()}
+        if names <= {CONFIG, VERSIONS}:
+            for name in names:
+                (self.path / name).unlink()
+            self.path.rmdir()
 
     def append_log(self, rows: list[dict]) -> None:
         """Training-log rows (JSON lines); flushed at each checkpoint, so the log matches the checkpoint."""

@@ -28,7 +28,7 @@ from nesy_gedi.errors import UserError
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, RunDir, versions
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, VERSIONS, RunDir, versions
 
 
 class Interrupted(Exception):
@@ -77,7 +77,7 @@ def start_run(config: TaskConfig | PretrainConfig, run: RunDir) -> tuple[torch.d
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     run.write_text(CONFIG, dump_config(config))
-    run.write_json("versions.json", versions())
+    run.write_json(VERSIONS, versions())
     return device, Path(config.data.cache) if config.data.cache else default_cache_dir()
 
 

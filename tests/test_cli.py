@@ -59,12 +59,13 @@ def test_bad_task_files(task_file, capsys, edit, expected):
         ),
     ],
 )
-def test_bad_programs(task_file, capsys, program, expected):
+def test_bad_programs(task_file, capsys, tmp_path, program, expected):
     path = task_file(program=program)
-    code, err = run_cli(capsys, "run", str(path), *SMALL)
+    code, err = run_cli(capsys, "run", str(path), *SMALL, "--out", str(tmp_path / "run"))
     assert code == 2
     assert "Traceback" not in err
     assert re.search(expected, err), err
+    assert not (tmp_path / "run").exists()  # stopped before training: no empty run folder left behind
 
 
 def test_bad_overrides_and_resume(task_file, capsys, tmp_path):
