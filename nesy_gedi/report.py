@@ -1,19 +1,19 @@
-"""What a person reads after a run: the confusion-matrix picture, `report.md` and the summary table."""
+"""What a person reads after a run: the confusion-matrix picture, `report.md` and the summary table.
+
+Figures are drawn on `matplotlib.figure.Figure` directly, not through pyplot, so that the library never
+chooses a backend for the program that imports it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
-
-from nesy_gedi.rundir import RunDir  # noqa: E402
+from nesy_gedi.rundir import RunDir
 
 SUMMARY_KEYS = (
     "status",
@@ -57,18 +57,25 @@ PRETRAIN_NOTES = (
 )
 
 
+QUERY_REPORT = (SUMMARY_KEYS, QUERY_NOTES)
+PRETRAIN_REPORT = (PRETRAIN_KEYS, PRETRAIN_NOTES)
+
+
+def _save(run: RunDir, fig: Figure, filename: str, dpi: int = 110) -> str:
+    fig.tight_layout()
+    run.write_atomic(filename, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    return filename
+
+
 def plot_confusion(run: RunDir, name: str, confusion: list[list[int]], labels: list[str]) -> str:
     """PNG of a concept confusion matrix (rows: true concept, columns: the network's prediction)."""
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
     ConfusionMatrixDisplay(np.array(confusion), display_labels=labels).plot(ax=ax, colorbar=False, values_format="d")
     ax.set_title(f"{name}: concepts on the MNIST test images")
     ax.set_xlabel("predicted concept (network alone)")
     ax.set_ylabel("true digit")
-    fig.tight_layout()
-    filename = f"confusion_{name}.png"
-    run.write_atomic(filename, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return filename
+    return _save(run, fig, f"confusion_{name}.png")
 
 
 def _fmt(value: object) -> str:
@@ -114,14 +121,12 @@ def plot_samples(run: RunDir, samples: torch.Tensor, seed: int, name: str = "sam
     pick = torch.randperm(len(samples), generator=torch.Generator().manual_seed(seed))[:64]
     shown = samples[pick.to(samples.device)].detach().cpu().clamp(-1, 1)
     grid = make_grid(shown, nrow=8, normalize=True, value_range=(-1, 1), pad_value=1)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     ax.imshow(grid.permute(1, 2, 0).numpy())
     ax.set_axis_off()
     ax.set_title(f"{len(shown)} SGLD samples from the replay buffer")
-    fig.tight_layout()
-    run.write_atomic(name, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return name
+    return _save(run, fig, name)
 
 
 def plot_regions(
@@ -137,7 +142,8 @@ def plot_regions(
     xs, ys = (torch.linspace(float(low[i]), float(high[i]), 300) for i in range(2))
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     regions = predict(torch.stack([gx.ravel(), gy.ravel()], -1)).reshape(gx.shape)
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
     ax.contourf(gx.numpy(), gy.numpy(), regions, alpha=0.3, cmap="coolwarm")
     pts = points.cpu().numpy()
     ax.scatter(
@@ -148,10 +154,7 @@ def plot_regions(
         ax.scatter(s[:, 0], s[:, 1], c="k", s=2, alpha=0.4, label="SGLD samples")
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title("cluster regions (colour) and held-out points")
-    fig.tight_layout()
-    run.write_atomic("clusters.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
-    return "clusters.png"
+    return _save(run, fig, "clusters.png")
 
 
 def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
@@ -159,7 +162,8 @@ def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
     seeds); `accuracies.png`: Acc(C) against Acc(Y), one point per finished run."""
     done = {m: [r for r in runs if r.get("status") == "finished"] for m, runs in grouped.items()}
     width = max([len(r) for r in done.values()] + [1])
-    fig, axes = plt.subplots(len(done), width, figsize=(max(4.0, 1.6 * width), 1.7 * len(done) + 0.4), squeeze=False)
+    fig = Figure(figsize=(max(4.0, 1.6 * width), 1.7 * len(done) + 0.4))
+    axes = fig.subplots(len(done), width, squeeze=False)
     for row, (method, runs) in enumerate(done.items()):
         for col in range(width):
             ax = axes[row][col]
@@ -172,11 +176,10 @@ def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
             if col == 0:
                 ax.set_ylabel(method, fontsize=8)
     fig.suptitle("ID concept confusion\n(rows: true, columns: predicted)", fontsize=8)
-    fig.tight_layout()
-    run.write_atomic("confusions.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
+    _save(run, fig, "confusions.png", dpi=100)
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
     for method, runs in done.items():
         ax.scatter([r["task_accuracy"] for r in runs], [r["concept_accuracy"] for r in runs], label=method, alpha=0.7)
     ax.set_xlabel("Acc(Y), ID test queries")
@@ -185,6 +188,4 @@ def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8)
     ax.set_title("one point per run")
-    fig.tight_layout()
-    run.write_atomic("accuracies.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+    _save(run, fig, "accuracies.png")

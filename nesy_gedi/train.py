@@ -1,7 +1,7 @@
-"""The training loop, shared by program tasks and self-supervised pretraining.
+"""The training loop: no task, data or config, only a learner, settings and a run folder.
 
 A `Learner` turns a batch of example rows into named loss terms; the loop sums them, back-propagates
-once and steps. It checkpoints every `train.checkpoint_every` steps and on Ctrl-C, and stops a run whose
+once and steps. It checkpoints every `checkpoint_every` steps and on Ctrl-C, and stops a run whose
 loss is not finite (or whose learner reports divergence), keeping the last good checkpoint. Batch order
 depends only on (seed, epoch), so a resumed run continues exactly where it stopped.
 """
@@ -13,22 +13,15 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from nesy_gedi.config import PretrainConfig, TaskConfig, TrainSpec, dump_config
-from nesy_gedi.data.mnist import default_cache_dir
-from nesy_gedi.data.queries import QuerySet
-from nesy_gedi.errors import UserError
-from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
-from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.methods import Method, TrainBatch
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, VERSIONS, RunDir, versions
+from nesy_gedi.checkpoint import load_checkpoint, save_checkpoint
+from nesy_gedi.rundir import RunDir
 
 
 class Interrupted(Exception):
@@ -58,34 +51,23 @@ class Diverged(Exception):
         }
 
 
-def symbolic_loss(probabilities: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Mean negative log-probability of the queries: DeepProbLog's cross-entropy with target 1."""
-    return -torch.log(probabilities.clamp(min=0.0) + eps).mean()
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device: cuda was asked for but torch sees no GPU; use device: auto or cpu")
-    return torch.device(name)
-
-
-def start_run(config: TaskConfig | PretrainConfig, run: RunDir) -> tuple[torch.device, Path]:
-    """Device and threads as the task asks; the resolved task and versions saved first; the data cache."""
-    device = resolve_device(config.device)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    run.write_text(CONFIG, dump_config(config))
-    run.write_json(VERSIONS, versions())
-    return device, Path(config.data.cache) if config.data.cache else default_cache_dir()
-
-
 def seed_everything(seed: int) -> None:
     """One seed fixes initialisation and every sampler (DeepProbLog's top-k sampling uses numpy)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+class LoopSettings(Protocol):
+    """What the loop reads of a task's `train:` settings."""
+
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    schedule: Literal["constant", "cosine"]
+    batch_size: int
+    epochs: int
+    iterations: int | None
+    checkpoint_every: int
 
 
 class Learner(Protocol):
@@ -104,62 +86,6 @@ class Learner(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-class QueryLearner:
-    """A program task: the method's terms added to the query loss from the engine."""
-
-    def __init__(
-        self,
-        engine: DeepProbLogEngine,
-        method: Method,
-        template: QueryTemplate,
-        train_set: QuerySet,
-        images: torch.Tensor,
-    ) -> None:
-        self.engine, self.method, self.template = engine, method, template
-        self.train_set, self.images = train_set, images
-        self.networks = {**method.networks, **method.modules}
-        self.progress = ("p_label>0.5", *method.progress)
-        self._own: list[torch.optim.Optimizer] = []
-
-    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        self.engine.set_optimizers({name: optimizers[name] for name in self.method.networks})
-        self._own = [optimizers[name] for name in self.method.modules]
-
-    def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        ts = self.train_set
-        queries = [self.template.query(ts.source, ts.indices[r], ts.labels[r]) for r in rows]
-        batch = TrainBatch(images=self.images[torch.as_tensor(ts.indices[rows].ravel())], step=step)
-        self.engine.train()
-        for module in self.method.modules.values():
-            module.train()
-        probabilities = self.engine.probabilities(queries)
-        terms, info = self.method.loss_terms(batch)
-        return (
-            {"query": symbolic_loss(probabilities), **terms},
-            {"p_label>0.5": float((probabilities.detach() > 0.5).float().mean()), **info},
-        )
-
-    def divergence(self, info: dict[str, float]) -> str | None:
-        return self.method.divergence()
-
-    def zero_grad(self) -> None:
-        self.engine.zero_grad()
-        for optimizer in self._own:
-            optimizer.zero_grad()
-
-    def step(self) -> None:
-        self.engine.step()
-        for optimizer in self._own:
-            optimizer.step()
-
-    def state_dict(self) -> dict:
-        return {"parameters": list(self.engine.parameters), "method": self.method.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.engine.parameters[:] = state["parameters"]
-        self.method.load_state_dict(state["method"])
-
-
 @dataclass
 class TrainResult:
     steps: int
@@ -167,7 +93,7 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, learner: Learner, n_examples: int, spec: TrainSpec, seed: int, run: RunDir) -> None:
+    def __init__(self, learner: Learner, n_examples: int, spec: LoopSettings, seed: int, run: RunDir) -> None:
         self.learner, self.n_examples, self.spec, self.seed, self.run = learner, n_examples, spec, seed, run
         self.optimizers = {name: self._optimizer(net) for name, net in learner.networks.items()}
         learner.bind(self.optimizers)
@@ -193,33 +119,22 @@ class Trainer:
     def save(self) -> None:
         self.run.append_log(self._pending)
         self._pending = []
-        self.run.save_torch(
-            CHECKPOINT,
-            {
-                "step": self.step,
-                "seconds": self.seconds,
-                "networks": {n: net.state_dict() for n, net in self.learner.networks.items()},
-                "optimizers": {n: opt.state_dict() for n, opt in self.optimizers.items()},
-                "schedulers": {n: sched.state_dict() for n, sched in self.schedulers.items()},
-                "learner": self.learner.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": np.random.get_state(),
-                "python_rng": random.getstate(),
-            },
+        save_checkpoint(
+            self.run,
+            self.step,
+            self.seconds,
+            self.learner.networks,
+            self.optimizers,
+            self.schedulers,
+            self.learner.state_dict(),
         )
 
     def restore(self) -> None:
         """Continue from the run folder's checkpoint."""
-        state = self.run.load_torch(CHECKPOINT)
-        for name, net in self.learner.networks.items():
-            net.load_state_dict(state["networks"][name])
-            self.optimizers[name].load_state_dict(state["optimizers"][name])
-            self.schedulers[name].load_state_dict(state["schedulers"][name])
-        self.learner.load_state_dict(state["learner"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        self.step, self.seconds = state["step"], state["seconds"]
+        self.step, self.seconds, learner = load_checkpoint(
+            self.run, self.learner.networks, self.optimizers, self.schedulers
+        )
+        self.learner.load_state_dict(learner)
         self.run.truncate_log(self.step)
 
     def train(self, until: int | None = None) -> TrainResult:

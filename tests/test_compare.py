@@ -58,3 +58,17 @@ def test_a_prefix_that_is_not_a_compared_method_is_a_clear_error(tmp_path, capsy
     assert main([*args, "--set", "gedi:method_args.gedi.weight=2"]) == 2
     err = capsys.readouterr().err
     assert "'gedi' is not one of the compared methods (dpl)" in err and "Traceback" not in err
+
+
+def test_compare_serves_a_pretraining_grid(tmp_path, capsys):
+    """A pretraining task runs `nesy-gedi pretrain` per method and seed and tabulates cluster scores."""
+    out = tmp_path / "cmp"
+    args = ["compare", str(ROOT / "tasks" / "gedi_moons.yaml"), "--methods", "gedi,swav", "--seeds", "2"]
+    args += ["--out", str(out), "--set", "train.iterations=20", "--set", "sgld.steps=2"]
+    assert main(args) == 0
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [(r["method"], r["status"]) for r in rows] == [("gedi", "finished")] * 2 + [("swav", "finished")] * 2
+    assert all(0 <= float(r["nmi"]) <= 1 and 0.5 <= float(r["cluster_accuracy"]) <= 1 for r in rows)
+    table = (out / "comparison.md").read_text()
+    assert "| method | finished | NMI | cluster accuracy |" in table and "| gedi | 2/2 |" in table
+    assert (out / "swav-seed1" / "network.pt").is_file()

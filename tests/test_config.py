@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nesy_gedi.config import PretrainConfig, dump_config, load_config
+from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
 from nesy_gedi.errors import UserError
+from nesy_gedi.task import load_task
 
 from .conftest import ROOT
 
@@ -13,21 +14,21 @@ from .conftest import ROOT
 def test_shipped_tasks_load():
     for path in sorted((ROOT / "tasks").glob("*.yaml")):
         if "program:" in path.read_text():
-            assert load_config(path).program.endswith(".pl")
+            assert load_task(path).program.endswith(".pl")
         else:
-            assert load_config(path, kind=PretrainConfig).network.clusters >= 2
+            assert load_task(path, kind=PretrainConfig).network.clusters >= 2
 
 
 def test_a_task_given_to_the_wrong_command_says_which_command_to_use():
     with pytest.raises(UserError, match="pretraining task .* run it with nesy-gedi pretrain"):
-        load_config(ROOT / "tasks" / "gedi_mnist.yaml")
+        load_task(ROOT / "tasks" / "gedi_mnist.yaml", kind=TaskConfig)
     with pytest.raises(UserError, match="program task .* run it with nesy-gedi run"):
-        load_config(ROOT / "tasks" / "mnist_add.yaml", kind=PretrainConfig)
+        load_task(ROOT / "tasks" / "mnist_add.yaml", kind=PretrainConfig)
 
 
 def test_defaults_overrides_and_float_syntax(task_file):
     path = task_file()
-    config = load_config(
+    config = load_task(
         path, {"seed": "7", "method": "dpl", "data.train_size": "100", "train.iterations": "5", "train.lr": "1e-4"}
     )
     assert (config.seed, config.data.train_size, config.train.iterations, config.train.lr) == (7, 100, 5, 1e-4)
@@ -35,10 +36,10 @@ def test_defaults_overrides_and_float_syntax(task_file):
 
 
 def test_resolved_config_loads_again(task_file, tmp_path):
-    config = load_config(task_file(), {"train.iterations": "3"})
+    config = load_task(task_file(), {"train.iterations": "3"})
     again = tmp_path / "resolved.yaml"
     again.write_text(dump_config(config))
-    assert load_config(again) == config
+    assert load_task(again) == config
 
 
 def test_unknown_key_names_line(task_file):
@@ -47,7 +48,7 @@ def test_unknown_key_names_line(task_file):
         "networks: {mnist_net: {arch: mnist_lenet}}\ntrain:\n  batch_size: 2\n  learning_rate: 0.1\n"
     )
     with pytest.raises(UserError, match=r"task.yaml:7: key 'train.learning_rate': no such key"):
-        load_config(path)
+        load_task(path)
 
 
 def test_wrong_type_names_line(task_file):
@@ -55,30 +56,30 @@ def test_wrong_type_names_line(task_file):
     path = task_file(text)
     line = text.splitlines().index(next(x for x in text.splitlines() if "batch_size: two" in x)) + 1
     with pytest.raises(UserError, match=rf"task.yaml:{line}: key 'train.batch_size': .*integer"):
-        load_config(path)
+        load_task(path)
 
 
 def test_override_errors_name_the_option(task_file):
     with pytest.raises(UserError, match=r"--set train.iterations=many"):
-        load_config(task_file(), {"train.iterations": "many"})
+        load_task(task_file(), {"train.iterations": "many"})
     with pytest.raises(UserError, match=r"--set train.itrations=5: no such key"):
-        load_config(task_file(), {"train.itrations": "5"})
+        load_task(task_file(), {"train.itrations": "5"})
 
 
 def test_missing_program(task_file):
     path = task_file(program="")
     (path.parent / "prog.pl").unlink()
     with pytest.raises(UserError, match=r"task.yaml:\d+: key 'program': program file .*prog.pl not found"):
-        load_config(path)
+        load_task(path)
 
 
 def test_unknown_method_and_architecture(task_file):
     with pytest.raises(UserError, match="unknown method 'dlp'; known: dpl"):
-        load_config(task_file(), {"method": "dlp"})
+        load_task(task_file(), {"method": "dlp"})
     with pytest.raises(UserError, match=r"key 'networks.mnist_net.arch': unknown architecture 'lenet'"):
-        load_config(task_file(networks={"mnist_net": {"arch": "lenet"}}))
+        load_task(task_file(networks={"mnist_net": {"arch": "lenet"}}))
 
 
 def test_invalid_yaml(task_file):
     with pytest.raises(UserError, match=r"task.yaml:2: not valid YAML"):
-        load_config(task_file("name: x\n  bad: [unclosed\n"))
+        load_task(task_file("name: x\n  bad: [unclosed\n"))

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from nesy_gedi.config import load_config
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.naming import _through_shortcuts, name_clusters
 from nesy_gedi.shortcuts import find_shortcuts
+from nesy_gedi.task import load_task
 
 from .conftest import ROOT
 
@@ -36,8 +36,8 @@ class Scrambled(nn.Module):
 def named(task: str, order: list[int], misread: int = 0) -> tuple[Scrambled, object, torch.Tensor]:
     """Name the clusters of 10 queries per training pair of the task, the first `misread` images in the
     wrong cluster (impure clusters)."""
-    config = load_config(ROOT / "tasks" / task)
-    template = QueryTemplate(config.query, Program(config.program))
+    config = load_task(ROOT / "tasks" / task)
+    template = QueryTemplate(Program(config.program), **config.query.model_dump())
     combos = [tuple(c) for c in config.data.combinations] * 10
     digits = torch.tensor([d for c in combos for d in c])
     images = torch.zeros(len(digits), 1, 28, 28)
@@ -90,15 +90,15 @@ def test_a_bijective_shortcut_shows_as_a_tie():
 
 @pytest.mark.parametrize("naming", [True, False])
 def test_the_naming_switch_is_a_task_key(tmp_path, naming):
-    config = load_config(ROOT / "tasks" / "mnist_half.yaml", {"networks.mnist_net.naming": str(naming).lower()})
+    config = load_task(ROOT / "tasks" / "mnist_half.yaml", {"networks.mnist_net.naming": str(naming).lower()})
     assert config.networks["mnist_net"].naming is naming
 
 
 def test_the_best_naming_is_also_tried_through_each_bijective_shortcut():
     """A local search can miss the shortcut's naming (it did on MNIST-EvenOdd seed 0); composing the best
     naming with the task's bijective shortcuts finds it whatever the search did."""
-    config = load_config(ROOT / "tasks" / "mnist_evenodd.yaml")
-    template = QueryTemplate(config.query, Program(config.program))
+    config = load_task(ROOT / "tasks" / "mnist_evenodd.yaml")
+    template = QueryTemplate(Program(config.program), **config.query.model_dump())
     sizes = {"mnist_net": 10}
     shortcuts = find_shortcuts(template.program, template, sizes, [tuple(c) for c in config.data.combinations])
     naming = {"mnist_net": (7, 2, 9, 0, 5, 1, 8, 3, 6, 4)}

@@ -9,11 +9,12 @@ import pytest
 import torch
 import yaml
 
+from nesy_gedi.checkpoint import NETWORK
 from nesy_gedi.cli import main
-from nesy_gedi.config import PretrainConfig, TaskConfig, load_config
-from nesy_gedi.pretrain import NETWORK, pretrain
+from nesy_gedi.config import PretrainConfig, TaskConfig
+from nesy_gedi.pretrain import pretrain
 from nesy_gedi.rundir import RunDir
-from nesy_gedi.train import Diverged
+from nesy_gedi.task import load_task
 
 from .conftest import ROOT, comparable, interrupt_training_at
 
@@ -32,7 +33,7 @@ MNIST_SMALL = {
 
 def pretrained_moons(tmp_path_factory, overrides: dict[str, str]) -> tuple:
     folder = tmp_path_factory.mktemp("moons")
-    return folder, pretrain(load_config(MOONS, overrides, PretrainConfig), RunDir(folder), "test")
+    return folder, pretrain(load_task(MOONS, overrides, PretrainConfig), RunDir(folder), "test")
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +57,9 @@ def test_short_moons_run_clusters_and_writes_its_folder(moons_run):
 
 
 def test_interrupted_pretraining_resumes_to_the_same_result(moons_run, tmp_path, monkeypatch):
-    config = load_config(MOONS, {**SHORT, "train.checkpoint_every": "100"}, PretrainConfig)
+    config = load_task(MOONS, {**SHORT, "train.checkpoint_every": "100"}, PretrainConfig)
     interrupt_training_at(monkeypatch, 150, lambda: pretrain(config, RunDir(tmp_path), "test"))
-    resumed = pretrain(load_config(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
+    resumed = pretrain(load_task(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
     assert comparable(resumed) == comparable(moons_run[1])
 
 
@@ -95,15 +96,15 @@ def test_restarts_continue_the_start_with_the_lowest_loss(restarted_run):
 
 @pytest.mark.parametrize("step", [10, 30], ids=["during-a-start", "after-the-choice"])
 def test_interrupted_restarts_resume_to_the_same_result(restarted_run, step, tmp_path, monkeypatch):
-    config = load_config(MOONS, {**RESTARTS, "train.checkpoint_every": "5"}, PretrainConfig)
+    config = load_task(MOONS, {**RESTARTS, "train.checkpoint_every": "5"}, PretrainConfig)
     interrupt_training_at(monkeypatch, step, lambda: pretrain(config, RunDir(tmp_path), "test"))
-    resumed = pretrain(load_config(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
+    resumed = pretrain(load_task(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
     assert without_seconds(resumed) == without_seconds(restarted_run[1])
 
 
 def test_runaway_energy_stops_the_run_and_keeps_the_checkpoint(tmp_path, capsys):
     code = main(
-        ["pretrain", str(MOONS), "--out", str(tmp_path), "--set", "method_args.max_energy_gap=1e-6"]
+        ["pretrain", str(MOONS), "--out", str(tmp_path), "--set", "method_args.gedi.max_energy_gap=1e-6"]
         + [f"--set={k}={v}" for k, v in {**SHORT, "train.checkpoint_every": "1"}.items()]
     )
     assert code == 1
@@ -123,15 +124,15 @@ def test_nan_loss_is_reported_as_divergence(tmp_path, monkeypatch):
         return ({**terms, "gen": terms["gen"] * float("nan")} if step == 5 else terms), info
 
     monkeypatch.setattr(Gedi, "loss_terms", poisoned)
-    with pytest.raises(Diverged, match="not finite at step 6"):
-        pretrain(load_config(MOONS, SHORT, PretrainConfig), RunDir(tmp_path), "test")
+    metrics = pretrain(load_task(MOONS, SHORT, PretrainConfig), RunDir(tmp_path), "test")
+    assert metrics["status"] == "diverged" and metrics["divergence"] == "loss is not finite"
     assert json.loads((tmp_path / "metrics.json").read_text())["diverged_at_step"] == 6
 
 
 @pytest.mark.parametrize("method", ["gedi", "swav"])
 def test_mnist_pretraining_scores_clusters_and_ood(method, tmp_path):
     args = {} if method == "gedi" else {"method_args": "{}"}  # swav with its own defaults
-    config = load_config(ROOT / "tasks" / "gedi_mnist.yaml", {**MNIST_SMALL, "method": method, **args}, PretrainConfig)
+    config = load_task(ROOT / "tasks" / "gedi_mnist.yaml", {**MNIST_SMALL, "method": method, **args}, PretrainConfig)
     metrics = pretrain(config, RunDir(tmp_path), "test")
     assert 0 <= metrics["nmi"] <= 1 and 0.1 <= metrics["cluster_accuracy"] <= 1
     assert 0 <= metrics["ood_auroc_fashion"] <= 1 and 0 <= metrics["ood_auroc_noise"] <= 1
@@ -140,19 +141,19 @@ def test_mnist_pretraining_scores_clusters_and_ood(method, tmp_path):
 
 def test_program_task_starts_from_a_pretrained_network(tmp_path, task_file):
     pre = tmp_path / "pre"
-    config = load_config(ROOT / "tasks" / "gedi_mnist.yaml", MNIST_SMALL, PretrainConfig)
+    config = load_task(ROOT / "tasks" / "gedi_mnist.yaml", MNIST_SMALL, PretrainConfig)
     config.eval.ood = False
     pretrain(config, RunDir(pre), "test")
     task = task_file()
     data = yaml.safe_load(task.read_text())
     data["networks"]["mnist_net"] = {"arch": "mnist_lenet_bn", "init": str(pre)}
     task.write_text(yaml.safe_dump(data))
-    loaded = load_config(task, {"train.iterations": "1"})
+    loaded = load_task(task, {"train.iterations": "1"})
     assert isinstance(loaded, TaskConfig) and loaded.networks["mnist_net"].init == str(pre)
 
+    from nesy_gedi.checkpoint import load_pretrained
     from nesy_gedi.errors import UserError
     from nesy_gedi.networks import build_network
-    from nesy_gedi.pretrain import load_pretrained
 
     net = build_network("mnist_lenet_bn", 10)
     load_pretrained(net, str(pre), "networks.mnist_net.init")
@@ -160,6 +161,15 @@ def test_program_task_starts_from_a_pretrained_network(tmp_path, task_file):
     assert all(torch.equal(net.state_dict()[k], v) for k, v in saved.items())
     with pytest.raises(UserError, match="networks.mnist_net.init: .* does not hold a network of this architecture"):
         load_pretrained(build_network("mnist_lenet", 10), str(pre), "networks.mnist_net.init")
+    # the exported network alone: weights, architecture and size, loadable without unpickling code
+    exported = torch.load(pre / "network.pt", weights_only=True)
+    assert (exported["arch"], exported["outputs"]) == ("mnist_lenet_bn", 10)
+    assert all(torch.equal(exported["state_dict"][k], v) for k, v in saved.items())
+    (pre / "checkpoint.pt").unlink()  # init needs only the export
+    again = build_network("mnist_lenet_bn", 10)
+    load_pretrained(again, str(pre), "networks.mnist_net.init")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in saved.items())
+    assert load_task(task, {"train.iterations": "1"}).networks["mnist_net"].init == str(pre)
 
 
 def test_init_that_is_not_a_run_folder_is_a_clear_error(tmp_path, task_file, capsys):
@@ -176,7 +186,7 @@ def test_init_that_is_not_a_run_folder_is_a_clear_error(tmp_path, task_file, cap
     "override, expected",
     [
         ("method=gedy", r"unknown method 'gedy'; known: gedi, gedi-nogen, inv-only, jem, prior-only, swav"),
-        ("method_args.w_genn=2", r"method_args.w_genn: no such key"),
+        ("method_args.gedi.w_genn=2", r"method_args.gedi.w_genn: no such key"),
         ("network.arch=resnet", r"unknown architecture 'resnet'"),
         ("augment.jiter=0.2", r"--set augment.jiter=0.2: no such key"),
         ("sgld.steps=0", r"--set sgld.steps=0: Input should be greater than 0"),
@@ -194,6 +204,6 @@ def test_mnist_pretraining_can_keep_some_digits_only(tmp_path):
     from nesy_gedi.data.mnist import default_cache_dir
     from nesy_gedi.pretrain import load_unlabelled
 
-    config = load_config(ROOT / "tasks" / "gedi_mnist_half.yaml", {"data.test_size": "500"}, PretrainConfig)
+    config = load_task(ROOT / "tasks" / "gedi_mnist_half.yaml", {"data.test_size": "500"}, PretrainConfig)
     data = load_unlabelled(config, default_cache_dir(), torch.device("cpu"))
     assert len(data.train) == 30596 and len(data.test) == 500 and set(data.test_labels) == {0, 1, 2, 3, 4}

@@ -15,7 +15,7 @@ from .conftest import ROOT
 
 def template(program: str, term="addition(A, B, Sum)", inputs=None) -> QueryTemplate:
     spec = QuerySpec(term=term, output="Sum", inputs=inputs or {"A": "image", "B": "image"})
-    return QueryTemplate(spec, Program(ROOT / "programs" / program))
+    return QueryTemplate(Program(ROOT / "programs" / program), **spec.model_dump())
 
 
 def test_addition_labels_come_from_the_program():
@@ -55,13 +55,13 @@ def test_unprovable_query(tmp_path):
         "addition(X,Y,Z) :- digit(X,A), digit(Y,B), A < 5, Z is A+B.\n"
     )
     spec = QuerySpec(term="addition(A, B, Sum)", output="Sum", inputs={"A": "image", "B": "image"})
-    t = QueryTemplate(spec, Program(path))
+    t = QueryTemplate(Program(path), **spec.model_dump())
     assert t.label([1, 2]) == Constant(3)
     with pytest.raises(UserError, match="proves no answer for the query addition"):
         t.label([7, 2])
     spec = QuerySpec(term="sum_of(A, B, Sum)", output="Sum", inputs={"A": "image", "B": "image"})
     with pytest.raises(UserError, match="sum_of"):
-        QueryTemplate(spec, Program(path)).label([1, 2])
+        QueryTemplate(Program(path), **spec.model_dump()).label([1, 2])
 
 
 def test_query_variables_must_exist():

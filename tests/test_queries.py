@@ -7,10 +7,9 @@ from collections import Counter
 import pytest
 
 from nesy_gedi.cli import main
-from nesy_gedi.config import load_config
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.run import query_sets
+from nesy_gedi.task import load_task, query_sets
 
 from .conftest import ROOT
 
@@ -20,8 +19,8 @@ from .conftest import ROOT
     [("mnist_evenodd", (6720, 960, 5040), 16, 84), ("mnist_half", (2940, 420, 1080), 7, 18)],
 )
 def test_restricted_splits_follow_rsbench(task, sizes, pairs, ood_pairs, mnist):
-    config = load_config(ROOT / "tasks" / f"{task}.yaml")
-    template = QueryTemplate(config.query, Program(config.program))
+    config = load_task(ROOT / "tasks" / f"{task}.yaml")
+    template = QueryTemplate(Program(config.program), **config.query.model_dump())
     sets = query_sets(config, template, mnist)
     assert tuple(len(sets[k]) for k in ("train", "id", "ood")) == sizes
     allowed = {tuple(c) for c in config.data.combinations}

@@ -8,15 +8,15 @@ import pytest
 import torch
 from deepproblog.train import TrainObject
 
-from nesy_gedi.config import QuerySpec, load_config
 from nesy_gedi.data.mnist import to_tensor
+from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
-from nesy_gedi.train import symbolic_loss
+from nesy_gedi.task import load_task
 
 from .conftest import ROOT, comparable, interrupt_training_at
 
@@ -33,9 +33,7 @@ TINY = {
 def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
     torch.manual_seed(0)
     program = Program(ROOT / "programs" / "mnist_addition.pl")
-    template = QueryTemplate(
-        QuerySpec(term="addition(A,B,S)", output="S", inputs={"A": "image", "B": "image"}), program
-    )
+    template = QueryTemplate(program, "addition(A,B,S)", "S", {"A": "image", "B": "image"})
     net = build_network("mnist_lenet", 10)
     engine = DeepProbLogEngine(program, {"mnist_net": net}, {"train": to_tensor(mnist.train.images)}, 0.1)
     queries = [
@@ -57,7 +55,7 @@ def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
-    config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
+    config = load_task(ROOT / "tasks" / "mnist_add.yaml", TINY)
     metrics = run_task(config, RunDir(folder), command="test")
     return folder, metrics
 
@@ -85,22 +83,22 @@ def test_tiny_run_learns_and_writes_its_folder(tiny_run):
 
 
 def test_same_seed_same_metrics(tiny_run, tmp_path):
-    config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
+    config = load_task(ROOT / "tasks" / "mnist_add.yaml", TINY)
     assert comparable(run_task(config, RunDir(tmp_path), command="test")) == comparable(tiny_run[1])
 
 
 def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypatch):
-    config = load_config(ROOT / "tasks" / "mnist_add.yaml", TINY)
+    config = load_task(ROOT / "tasks" / "mnist_add.yaml", TINY)
     interrupt_training_at(monkeypatch, 400, lambda: run_task(config, RunDir(tmp_path), command="test"))
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 400
-    resumed = run_task(load_config(tmp_path / "config.yaml"), RunDir(tmp_path), command="test", resume=True)
+    resumed = run_task(load_task(tmp_path / "config.yaml"), RunDir(tmp_path), command="test", resume=True)
     assert comparable(resumed) == comparable(tiny_run[1])
     assert len((tmp_path / "train_log.jsonl").read_text().splitlines()) == 800
 
 
 def test_both_engines_train_alike(tiny_run, tmp_path):
     """The compiled engine (default) and DeepProbLog's own engine give the same run, up to float32 rounding."""
-    config = load_config(ROOT / "tasks" / "mnist_add.yaml", {**TINY, "engine": "deepproblog"})
+    config = load_task(ROOT / "tasks" / "mnist_add.yaml", {**TINY, "engine": "deepproblog"})
     theirs = run_task(config, RunDir(tmp_path), command="test")
     ours = tiny_run[1]
     assert ours["concept_accuracy"] == pytest.approx(theirs["concept_accuracy"], abs=0.02)

@@ -6,35 +6,37 @@ and label value (`addition(a, b, 7)`) instead of one per example; the images are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from deepproblog.query import Query
 from problog.errors import ProbLogError
 from problog.logic import Constant, Term, list2term
 
-from nesy_gedi.config import QuerySpec
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.program import Program
 
 
 class QueryTemplate:
-    def __init__(self, spec: QuerySpec, program: Program) -> None:
+    """`term` with one variable per input and `output` for the label; `inputs` maps each input variable to
+    `image` (one image) or N (a list of N images). Errors name the task keys `query.*` these come from."""
+
+    def __init__(self, program: Program, term: str, output: str, inputs: Mapping[str, str | int]) -> None:
         self.program = program
         try:
-            term = Term.from_string(spec.term)
+            parsed = Term.from_string(term)
         except ProbLogError as exc:
-            raise UserError(f"query.term: '{spec.term}' is not a ProbLog term: {exc}") from None
-        variables = {str(v): v for v in term.variables()}
-        for name in [*spec.inputs, spec.output]:
+            raise UserError(f"query.term: '{term}' is not a ProbLog term: {exc}") from None
+        variables = {str(v): v for v in parsed.variables()}
+        for name in [*inputs, output]:
             if name not in variables:
-                raise UserError(f"query: variable '{name}' does not occur in query.term '{spec.term}'")
-        self.output = variables[spec.output]
-        if self.output not in term.args:
-            raise UserError(f"query.output: '{spec.output}' must be an argument of '{spec.term}' itself, not nested")
-        self.output_index = term.args.index(self.output)
+                raise UserError(f"query: variable '{name}' does not occur in query.term '{term}'")
+        self.output = variables[output]
+        if self.output not in parsed.args:
+            raise UserError(f"query.output: '{output}' must be an argument of '{term}' itself, not nested")
+        self.output_index = parsed.args.index(self.output)
         self.images: list[Term] = []
         substitution = {}
-        for name, form in spec.inputs.items():
+        for name, form in inputs.items():
             if form == "image":
                 placeholders = [Term(name.lower())]
                 substitution[variables[name]] = placeholders[0]
@@ -42,7 +44,7 @@ class QueryTemplate:
                 placeholders = [Term(f"{name.lower()}_{i}") for i in range(form)]
                 substitution[variables[name]] = list2term(placeholders)
             self.images.extend(placeholders)
-        self.term = term.apply_term(substitution)
+        self.term = parsed.apply_term(substitution)
 
     @property
     def images_per_query(self) -> int:

@@ -6,23 +6,15 @@ concept is used equally often and 1 when one concept takes everything (concept c
 
 from __future__ import annotations
 
-import math
-
 import torch
 from pydantic import Field, NonNegativeFloat
 
 from nesy_gedi.methods.base import Method, MethodArgs, TrainBatch, prefixed
+from nesy_gedi.ssl.terms import marginal_entropy
 
 
 class EntropyArgs(MethodArgs):
     weight: NonNegativeFloat = Field(1.0, description="λ: weight of the entropy term")
-
-
-def normalised_entropy_gap(logits: torch.Tensor) -> torch.Tensor:
-    """1 − H(mean softmax)/log c: 0 for a uniform batch marginal, 1 for a collapsed one."""
-    marginal = torch.softmax(logits, -1).mean(0)
-    entropy = -(marginal * torch.log(marginal + 1e-12)).sum()
-    return 1 - entropy / math.log(logits.shape[-1])
 
 
 class Entropy(Method):
@@ -32,6 +24,6 @@ class Entropy(Method):
         several = len(self.networks) > 1
         terms: dict[str, torch.Tensor] = {}
         for name, net in self.networks.items():
-            term = self.args.weight * normalised_entropy_gap(net(batch.images))
+            term = self.args.weight * (1 - marginal_entropy(net(batch.images)))
             terms.update(prefixed({"entropy": term}, name, several))
         return terms, {}

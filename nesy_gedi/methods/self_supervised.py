@@ -63,7 +63,8 @@ class SelfSupervised(Method):
             context.domain, make_views(context.augment, "images", context.generator), context.sgld, context.generator
         )
         self.objectives: dict[str, Objective] = {name: cls(objective_args, net, ssl) for name, net in networks.items()}
-        self.progress = ("energy_gap",) if cls.generative and len(networks) == 1 else ()
+        generative = any(objective.generative for objective in self.objectives.values())
+        self.progress = ("energy_gap",) if generative and len(networks) == 1 else ()
         self._last: dict[str, dict[str, float]] = {}
 
     def predicate_networks(self) -> dict[str, nn.Module]:

@@ -42,10 +42,11 @@ def prior_loss(logits: torch.Tensor) -> torch.Tensor:
     return -torch.log(marginal + 1e-12).sum()
 
 
-def prior_excess(logits: torch.Tensor) -> float:
-    """prior_loss minus its minimum c·log c, so 0 means a uniform batch marginal (for logs)."""
-    c = logits.shape[-1]
-    return float(prior_loss(logits)) - c * math.log(c)
+def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(p̄)/log c of the batch marginal p̄ = mean softmax: 1 when every cluster is used equally, 0 when one
+    takes everything (differentiable: rsbench's entropy regulariser is 1 minus this)."""
+    marginal = torch.softmax(logits, -1).mean(0)
+    return -(marginal * torch.log(marginal + 1e-12)).sum() / math.log(logits.shape[-1])
 
 
 @torch.no_grad()

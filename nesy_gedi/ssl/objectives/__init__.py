@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from nesy_gedi.config import parse_method_args
+from nesy_gedi.args import parsed
 from nesy_gedi.ssl.objectives.base import Objective, SSLContext
 from nesy_gedi.ssl.objectives.gedi import Gedi
 from nesy_gedi.ssl.objectives.gedi_nogen import GediNoGen
@@ -26,10 +26,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
 
 
 def make_objective(name: str, args: dict[str, Any], network: nn.Module, context: SSLContext) -> Objective:
-    """The named objective with its validated arguments."""
-    cls = OBJECTIVES[name]
-    parsed = parse_method_args(cls.Args, args, name)
-    return cls(parsed, network, context)
+    """The named objective with its validated arguments (`method_args`, or its section of them)."""
+    return OBJECTIVES[name](parsed(args, name, OBJECTIVES), network, context)
 
 
 __all__ = ["OBJECTIVES", "Objective", "SSLContext", "make_objective"]

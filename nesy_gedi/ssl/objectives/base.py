@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +11,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 from nesy_gedi.ssl.sgld import Domain, SGLDSpec
+from nesy_gedi.ssl.terms import marginal_entropy
 
 
 class ObjectiveArgs(BaseModel):
@@ -64,11 +64,10 @@ class CosinePrototypes(nn.Module):
 
 def assignment_stats(logits: torch.Tensor) -> dict[str, float]:
     """Mean max-probability (confidence) and normalised entropy of the batch marginal (1 = balanced), for logs."""
-    probs = torch.softmax(logits.detach(), -1)
-    marginal = probs.mean(0)
+    logits = logits.detach()
     return {
-        "max_prob": float(probs.max(-1).values.mean()),
-        "marginal_entropy": float(-(marginal * torch.log(marginal + 1e-12)).sum() / math.log(probs.shape[-1])),
+        "max_prob": float(torch.softmax(logits, -1).max(-1).values.mean()),
+        "marginal_entropy": float(marginal_entropy(logits)),
     }
 
 

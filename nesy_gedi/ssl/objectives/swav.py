@@ -17,7 +17,7 @@ from nesy_gedi.ssl.terms import swapped_prediction_loss
 class SwavArgs(ObjectiveArgs):
     temperature: PositiveFloat = Field(0.1, description="τ of the swapped prediction and the cluster logits")
     epsilon: PositiveFloat = Field(0.05, description="Sinkhorn-Knopp entropy regularisation")
-    sinkhorn_iterations: PositiveInt = 3
+    sinkhorn_iterations: PositiveInt = Field(3, description="Sinkhorn-Knopp normalisation rounds")
     freeze_prototypes: NonNegativeInt = Field(313, description="iterations with fixed prototypes")
     w_swav: NonNegativeFloat = Field(1.0, description="weight of the SwAV loss")
 

@@ -1,0 +1,109 @@
+"""What the training loop trains: a program task's query loss with its method's terms, or a
+self-supervised objective on unlabelled inputs. Each is a `train.Learner`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nesy_gedi.checkpoint import NETWORK
+from nesy_gedi.data.queries import QuerySet
+from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.methods import Method, TrainBatch
+from nesy_gedi.ssl.objectives import Objective
+
+
+def symbolic_loss(probabilities: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Mean negative log-probability of the queries: DeepProbLog's cross-entropy with target 1."""
+    return -torch.log(probabilities.clamp(min=0.0) + eps).mean()
+
+
+class QueryLearner:
+    """A program task: the method's terms added to the query loss from the engine."""
+
+    def __init__(
+        self,
+        engine: DeepProbLogEngine,
+        method: Method,
+        template: QueryTemplate,
+        train_set: QuerySet,
+        images: torch.Tensor,
+    ) -> None:
+        self.engine, self.method, self.template = engine, method, template
+        self.train_set, self.images = train_set, images
+        self.networks = {**method.networks, **method.modules}
+        self.progress = ("p_label>0.5", *method.progress)
+        self._own: list[torch.optim.Optimizer] = []
+
+    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        self.engine.set_optimizers({name: optimizers[name] for name in self.method.networks})
+        self._own = [optimizers[name] for name in self.method.modules]
+
+    def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        ts = self.train_set
+        queries = [self.template.query(ts.source, ts.indices[r], ts.labels[r]) for r in rows]
+        batch = TrainBatch(images=self.images[torch.as_tensor(ts.indices[rows].ravel())], step=step)
+        self.engine.train()
+        for module in self.method.modules.values():
+            module.train()
+        probabilities = self.engine.probabilities(queries)
+        terms, info = self.method.loss_terms(batch)
+        return (
+            {"query": symbolic_loss(probabilities), **terms},
+            {"p_label>0.5": float((probabilities.detach() > 0.5).float().mean()), **info},
+        )
+
+    def divergence(self, info: dict[str, float]) -> str | None:
+        return self.method.divergence()
+
+    def zero_grad(self) -> None:
+        self.engine.zero_grad()
+        for optimizer in self._own:
+            optimizer.zero_grad()
+
+    def step(self) -> None:
+        self.engine.step()
+        for optimizer in self._own:
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"parameters": list(self.engine.parameters), "method": self.method.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.engine.parameters[:] = state["parameters"]
+        self.method.load_state_dict(state["method"])
+
+
+class PretrainLearner:
+    """Trains one network on the objective's terms for batches of unlabelled inputs."""
+
+    def __init__(self, objective: Objective, inputs: torch.Tensor) -> None:
+        self.objective, self.inputs = objective, inputs
+        self.networks = {NETWORK: objective.network}
+        self.progress = ("max_prob", "energy_gap") if objective.generative else ("max_prob",)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        self.objective.network.train()
+        return self.objective.loss_terms(self.inputs[torch.as_tensor(rows, device=self.inputs.device)], step)
+
+    def divergence(self, info: dict[str, float]) -> str | None:
+        return self.objective.divergence(info)
+
+    def zero_grad(self) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad()
+
+    def step(self) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        return self.objective.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.objective.load_state_dict(state)

@@ -1,0 +1,180 @@
+"""A task ready to train, from its validated config: the checks that need the registries, then
+program -> query template -> query sets -> networks (seeded, started from `init:` runs, clusters named)
+-> method -> engine -> learner. `config.py` knows no registry; this module supplies the names it checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nesy_gedi.args import check_args
+from nesy_gedi.checkpoint import is_pretraining_run, load_pretrained
+from nesy_gedi.config import PretrainConfig, TaskConfig, Where, load_config
+from nesy_gedi.data.mnist import Mnist, to_tensor
+from nesy_gedi.data.queries import QuerySet, build_query_set, ood_combinations
+from nesy_gedi.errors import UserError
+from nesy_gedi.learners import QueryLearner
+from nesy_gedi.logic import make_engine
+from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
+from nesy_gedi.naming import Naming, name_clusters
+from nesy_gedi.networks import ARCHITECTURES, build_network
+from nesy_gedi.shortcuts import Shortcuts, find_shortcuts, training_combinations
+from nesy_gedi.ssl.objectives import OBJECTIVES
+from nesy_gedi.ssl.sgld import Domain
+from nesy_gedi.train import seed_everything
+
+
+def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
+    """Registry names must exist (saying which do), method arguments must validate, and an `init:` must be
+    a pretraining run folder; every message names the key as the user wrote it."""
+    program_task = isinstance(config, TaskConfig)
+    known = METHODS if program_task else OBJECTIVES
+    if config.method not in known:
+        raise UserError(f"{where(('method',))}: unknown method '{config.method}'; known: {', '.join(sorted(known))}")
+    check_args(config.method_args, config.method, known)
+    networks = config.networks if program_task else {"network": config.network}
+    for name, spec in networks.items():
+        loc = ("networks", name, "arch") if program_task else ("network", "arch")
+        if spec.arch not in ARCHITECTURES:
+            raise UserError(
+                f"{where(loc)}: unknown architecture '{spec.arch}'; known: {', '.join(sorted(ARCHITECTURES))}"
+            )
+    if not program_task:
+        return
+    for name, spec in config.networks.items():
+        if METHODS[config.method].needs_pretrained and spec.init is None:
+            raise UserError(
+                f"{where(('networks', name))}: method '{config.method}' starts every network from a pretraining "
+                f"run; set networks.{name}.init to a `nesy-gedi pretrain` run folder"
+            )
+        if spec.init is not None and not is_pretraining_run(spec.init):
+            raise UserError(
+                f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "
+                "a network.pt or checkpoint.pt; run the pretraining first"
+            )
+
+
+def load_task(
+    path: str | Path, overrides: dict[str, str] | None = None, kind: type[TaskConfig | PretrainConfig] | None = None
+) -> Any:
+    """A task file, validated and checked against the registries (`kind` None: whichever kind it is)."""
+    return load_config(path, overrides, kind, check_task)
+
+
+def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
+    """Each network's output size is the domain of the neural predicates that use it."""
+    sizes: dict[str, int] = {}
+    for pred in program.neural_predicates:
+        if sizes.setdefault(pred.network, len(pred.domain)) != len(pred.domain):
+            raise UserError(f"{program.path}:{pred.line}: network '{pred.network}' is used with two domain sizes")
+    for name in config.networks:
+        if name not in sizes:
+            raise UserError(f"networks.{name}: no nn/4 in {program.path} uses this network; remove it or use it")
+    return sizes
+
+
+def query_sets(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dict[str, QuerySet]:
+    """Training queries, test queries ("id") and, for a task with `data.combinations`, the OOD queries
+    (the other tuples over the same concepts, from the test images)."""
+    data, per_query = config.data, template.images_per_query
+    for combination in data.combinations or []:
+        if len(combination) != per_query:
+            raise UserError(
+                f"data.combinations: {combination} has {len(combination)} concepts, but a query has {per_query} "
+                "images; give one concept index per image"
+            )
+    if data.ood_size and not data.combinations:
+        raise UserError("data.ood_size: an OOD split needs data.combinations (the in-distribution tuples)")
+    label, seed = template.label, config.seed
+    sets = {
+        "train": build_query_set(
+            mnist.train, "train", per_query, data.train_size, seed, label, "data.train_size", data.combinations
+        ),
+        "id": build_query_set(
+            mnist.test, "test", per_query, data.test_size, seed, label, "data.test_size", data.combinations
+        ),
+    }
+    if data.ood_size:
+        outside = ood_combinations(data.combinations)
+        sets["ood"] = build_query_set(
+            mnist.test, "test", per_query, data.ood_size, seed + 1, label, "data.ood_size", outside
+        )
+    return sets
+
+
+def method_context(config: TaskConfig, train_set: QuerySet, images: dict[str, torch.Tensor]) -> MethodContext:
+    """The unlabelled pool (every training image of the task's queries), the domain [-1, 1] of MNIST
+    images, the task's view and sampler settings, and one RNG seeded by the task."""
+    pool = images["train"][torch.as_tensor(np.unique(train_set.indices), device=images["train"].device)]
+    low = torch.full(pool.shape[1:], -1.0, device=pool.device)
+    generator = torch.Generator(pool.device).manual_seed(config.seed)
+    return MethodContext(pool, Domain(low, -low), config.augment, config.sgld, generator)
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """A program task ready to train: its queries, images, networks, method, engine and learner."""
+
+    program: Program
+    template: QueryTemplate
+    train_set: QuerySet
+    splits: dict[str, QuerySet]
+    """the evaluation query sets: `id` (test queries) and, for a restricted task, `ood`"""
+    images: dict[str, torch.Tensor]
+    method: Method
+    predicates: dict[str, torch.nn.Module]
+    """what each neural predicate reads (the method's view of the networks)"""
+    engine: DeepProbLogEngine
+    learner: QueryLearner
+    naming: Naming | None
+    """how the pretrained clusters were named (`networks.<name>.naming`), if any network was"""
+
+
+def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path) -> Assembled:
+    """Program, queries, networks (seeded; started from `init:` runs), method and engine of a task."""
+    program = Program(config.program)
+    program.check_networks(config.networks, where="the task")
+    sizes = domain_sizes(program, config)
+    template = QueryTemplate(program, **config.query.model_dump())
+    splits = query_sets(config, template, mnist)
+    train_set = splits.pop("train")
+    images = {"train": to_tensor(mnist.train.images, device), "test": to_tensor(mnist.test.images, device)}
+
+    seed_everything(config.seed)
+    networks = {name: build_network(spec.arch, sizes[name]) for name, spec in config.networks.items()}
+    for name, spec in config.networks.items():
+        if spec.init:
+            load_pretrained(networks[name], spec.init, f"networks.{name}.init")
+        networks[name].to(device)
+    method = make_method(config.method, config.method_args, networks, method_context(config, train_set, images))
+    predicates = method.predicate_networks()
+    heads = {name: networks[name].head for name, spec in config.networks.items() if spec.init and spec.naming}
+    naming = (
+        name_clusters(
+            predicates, heads, sizes, template, train_set, config.data.combinations, images["train"], config.seed
+        )
+        if heads
+        else None
+    )
+    engine = make_engine(
+        config.engine, program, predicates, images, config.train.param_lr, cache / "circuits", config.engine_circuits
+    )
+    learner = QueryLearner(engine, method, template, train_set, images["train"])
+    return Assembled(program, template, train_set, splits, images, method, predicates, engine, learner, naming)
+
+
+def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], Shortcuts]:
+    """The task's training combinations of true concepts and its deterministic shortcuts."""
+    program = Program(config.program)
+    program.check_networks(config.networks, where="the task")
+    template = QueryTemplate(program, **config.query.model_dump())
+    sizes = domain_sizes(program, config)
+    combinations = training_combinations(template, sizes, config.data.combinations)
+    return combinations, find_shortcuts(program, template, sizes, combinations)
