@@ -22,9 +22,9 @@ run: data
 	$(BIN)/nesy-gedi run $(TASK) $(ARGS)
 
 test: data
-	$(BIN)/ruff check nesy_gedi tests bench
+	$(BIN)/ruff check nesy_gedi tests bench examples
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check nesy_gedi tests bench
-	$(BIN)/ruff format --check nesy_gedi tests bench
+	$(BIN)/ruff check nesy_gedi tests bench examples
+	$(BIN)/ruff format --check nesy_gedi tests bench examples

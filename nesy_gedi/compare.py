@@ -27,8 +27,10 @@ import numpy as np
 from nesy_gedi.checkpoint import CHECKPOINT
 from nesy_gedi.config import TaskConfig
 from nesy_gedi.errors import UserError
+from nesy_gedi.methods import METHODS
 from nesy_gedi.report import plot_comparison
 from nesy_gedi.rundir import CONFIG, METRICS, RunDir
+from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.task import load_task
 
 logger = logging.getLogger(__name__)
@@ -240,6 +242,13 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
         prefix, sep, _ = item.partition(":")
         if sep and "=" not in prefix and prefix not in methods:
             raise UserError(f"--set {item}: '{prefix}' is not one of the compared methods ({', '.join(methods)})")
+    if not methods:
+        raise UserError("--methods: give at least one method, e.g. --methods dpl,gedi")
+    plain = dict(item.split("=", 1) for item in sets_for("", sets))  # the CLI has checked their form
+    known = METHODS if isinstance(load_task(task, plain), TaskConfig) else OBJECTIVES
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise UserError(f"--methods: unknown method '{unknown[0]}'; known: {', '.join(sorted(known))}")
     configs = []
     for method in methods:  # every method's settings are checked before anything runs
         overrides = dict(item.split("=", 1) for item in sets_for(method, sets))  # the CLI has checked their form

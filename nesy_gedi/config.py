@@ -29,7 +29,10 @@ class QuerySpec(_Strict):
     term: str = Field(
         description="the supervised query, one variable per input and one for the label, e.g. `addition(A, B, Sum)`"
     )
-    output: str = Field(description="the variable of `term` that holds the label")
+    output: str | None = Field(
+        None,
+        description="the variable of `term` that holds the label; none: a true/false query (labels `true`, `false`)",
+    )
     inputs: dict[str, Literal["image"] | PositiveInt] = Field(
         description="per input variable: `image` (one image) or N (a list of N images, e.g. an N-digit number)"
     )
@@ -42,6 +45,14 @@ class NetworkSpec(_Strict):
         True,
         description="with `init`: permute the pretrained clusters so the program answers the most training queries",
     )
+
+
+class QueryFiles(_Strict):
+    train: str = Field(
+        description="with `labels: files`: the training queries, a CSV or JSONL file (docs/tasks.md#query-files)"
+    )
+    test: str = Field(description="with `labels: files`: the test queries")
+    ood: str | None = Field(None, description="with `labels: files`: out-of-distribution queries (optional)")
 
 
 class DataSpec(_Strict):
@@ -62,6 +73,16 @@ class DataSpec(_Strict):
     )
     ood_size: PositiveInt | None = Field(
         None, description="queries of an OOD split: every other tuple over the same concepts (needs `combinations`)"
+    )
+    labels: Literal["program", "sampled", "files"] = Field(
+        "program",
+        description="where labels come from: `program`, its one answer on the true concepts; `sampled`, drawn "
+        "(seeded) from its distribution over answers, for programs with probabilistic facts; `files`, the "
+        "queries and labels of `query_files`",
+    )
+    query_files: QueryFiles | None = Field(None, description="with `labels: files`")
+    balance: bool = Field(
+        False, description="program-generated queries: as many queries of every label (e.g. true/false tasks)"
     )
 
 
@@ -293,10 +314,19 @@ def load_config(
     config.data.cache = resolve(config.data.cache, "data.cache")
     if isinstance(config, TaskConfig):
         config.program = resolve(config.program, "program")
+        if Path(config.program).is_dir():
+            raise UserError(f"{where(('program',))}: {config.program} is a directory; name a program file (.pl)")
         if not Path(config.program).is_file():
             raise UserError(f"{where(('program',))}: program file {config.program} not found")
         for name, spec in config.networks.items():
             spec.init = resolve(spec.init, f"networks.{name}.init")
+        files = config.data.query_files
+        if files is not None:
+            files.train, files.test = (
+                resolve(files.train, "data.query_files.train"),
+                resolve(files.test, "data.query_files.test"),
+            )
+            files.ood = resolve(files.ood, "data.query_files.ood")
     if check is not None:
         check(config, where)
     return config

@@ -22,7 +22,11 @@ Row = tuple[str, str, str]
 
 
 def _nested(annotation: Any) -> type[BaseModel] | None:
-    return annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
+    """The model whose keys nest under this field (also an optional one: `Model | None`)."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if inspect.isclass(candidate) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _value(value: Any) -> str:
@@ -55,18 +59,23 @@ def _meaning(field: FieldInfo) -> str:
     return text
 
 
-def key_rows(model: type[BaseModel], prefix: str = "") -> list[Row]:
-    """One row per leaf key, dotted; a nested model's keys under its name, a map of models under `<name>`."""
+def key_rows(model: type[BaseModel], prefix: str = "", within: str | None = None) -> list[Row]:
+    """One row per leaf key, dotted; a nested model's keys under its name, a map of models under `<name>`.
+    `within`: the optional section these keys belong to (a key required there is required only with it)."""
     rows: list[Row] = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         nested = _nested(field.annotation)
         if typing.get_origin(field.annotation) is dict and _nested(typing.get_args(field.annotation)[1]):
-            rows += key_rows(typing.get_args(field.annotation)[1], f"{key}.<name>.")
+            rows += key_rows(typing.get_args(field.annotation)[1], f"{key}.<name>.", within)
         elif nested is not None:
-            rows += key_rows(nested, f"{key}.")
+            optional = type(None) in typing.get_args(field.annotation)
+            rows += key_rows(nested, f"{key}.", key if optional else within)
         else:
-            rows.append((f"`{key}`", f"`{_default(field)}`", _meaning(field)))
+            default = _default(field)
+            if default == "required" and within:
+                default = f"required with {within}"
+            rows.append((f"`{key}`", f"`{default}`", _meaning(field)))
     return rows
 
 

@@ -14,13 +14,20 @@ from nesy_gedi.methods import Method, TrainBatch
 from nesy_gedi.ssl.objectives import Objective
 
 
-def symbolic_loss(probabilities: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Mean negative log-probability of the queries: DeepProbLog's cross-entropy with target 1."""
-    return -torch.log(probabilities.clamp(min=0.0) + eps).mean()
+def symbolic_loss(probabilities: torch.Tensor, targets: torch.Tensor | None = None, eps: float = 1e-12) -> torch.Tensor:
+    """DeepProbLog's cross-entropy: the mean of -log p(query) for a query with target 1 and of
+    -log(1 - p(query)) for a negative example (target 0, a true/false query labelled `false`)."""
+    positive = -torch.log(probabilities.clamp(min=0.0) + eps)
+    if targets is None or bool(targets.all()):
+        return positive.mean()
+    negative = -torch.log((1.0 - probabilities).clamp(min=0.0) + eps)
+    return torch.where(targets.bool(), positive, negative).mean()
 
 
 class QueryLearner:
-    """A program task: the method's terms added to the query loss from the engine."""
+    """A program task: the method's terms added to the query loss from the engine. The progress bar's
+    `p_label>0.5` is the share of the batch's queries the program gets right: p(label) > 0.5, or for a
+    negative example p(query) < 0.5."""
 
     def __init__(
         self,
@@ -48,10 +55,12 @@ class QueryLearner:
         for module in self.method.modules.values():
             module.train()
         probabilities = self.engine.probabilities(queries)
+        targets = torch.tensor([q.p for q in queries], device=probabilities.device)
         terms, info = self.method.loss_terms(batch)
+        p = probabilities.detach()
         return (
-            {"query": symbolic_loss(probabilities), **terms},
-            {"p_label>0.5": float((probabilities.detach() > 0.5).float().mean()), **info},
+            {"query": symbolic_loss(probabilities, targets), **terms},
+            {"p_label>0.5": float((torch.where(targets.bool(), p, 1.0 - p) > 0.5).float().mean()), **info},
         )
 
     def divergence(self, info: dict[str, float]) -> str | None:

@@ -69,7 +69,8 @@ def _identity(sizes: dict[str, int]) -> Permutations:
 
 
 class _Scorer:
-    """Training queries the program answers right when each cluster k of network n reads as perm[n][k]."""
+    """Training queries the program answers right (its most probable answer is the label) when each cluster
+    k of network n reads as perm[n][k]."""
 
     def __init__(self, counts: Counter, names: list[str], template: QueryTemplate) -> None:
         self.counts, self.names, self.template = counts, names, template
@@ -81,7 +82,7 @@ class _Scorer:
             right = 0
             for (clusters, label), count in self.counts.items():
                 predicted = {n: [perm[n][k] for k in ks] for n, ks in zip(self.names, clusters, strict=True)}
-                if self.template.label(predicted[self.names[0]], predicted) == label:
+                if self.template.prediction(predicted[self.names[0]], predicted) == label:
                     right += count
             self.known[key] = right
         return self.known[key]

@@ -18,6 +18,7 @@ from nesy_gedi.rundir import RunDir
 SUMMARY_KEYS = (
     "status",
     "task_accuracy",
+    "task_accuracy_ceiling",
     "concept_accuracy",
     "nmi",
     "grounding",
@@ -39,7 +40,8 @@ PRETRAIN_KEYS = (
 )
 QUERY_NOTES = (
     "`task_accuracy` (Acc(Y), no masking): most probable answer of the program equals the label, on the test "
-    "queries. `concept_accuracy` (Acc(C)): the network alone, on every image of the test queries, prediction "
+    "queries (`task_accuracy_ceiling`, for sampled or file labels: the same for perfect concepts). "
+    "`concept_accuracy` (Acc(C)): the network alone, on every image of the test queries, prediction "
     "index = true concept (no relabelling). `nmi`: normalised mutual information of those predictions and the "
     "true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at), shortcut (else Acc(Y) at least "
     "eval.task_at), failed. `ood_*`: the same on the out-of-distribution queries. `metrics.json` has every "

@@ -9,6 +9,8 @@ import numpy as np
 from nesy_gedi.checkpoint import export_network
 from nesy_gedi.config import TaskConfig
 from nesy_gedi.data.mnist import load_mnist
+from nesy_gedi.data.queries import QuerySet
+from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.metrics import classify, split_metrics
 from nesy_gedi.naming import describe
 from nesy_gedi.report import QUERY_REPORT, plot_confusion, plot_samples
@@ -25,6 +27,17 @@ def _save_indices(path: str, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
+def label_ceiling(template: QueryTemplate, queries: QuerySet, concepts: np.ndarray) -> float:
+    """Share of the queries whose label is the program's most probable answer on the images' true concepts:
+    the Acc(Y) a model with perfect concepts would reach on labels sampled from the program or read from
+    files."""
+    right = [
+        str(template.prediction(concepts[row].tolist())) == str(label)
+        for row, label in zip(queries.indices, queries.labels, strict=True)
+    ]
+    return float(np.mean(right))
+
+
 def evaluate(config: TaskConfig, task: Assembled, test_labels: np.ndarray, run: RunDir) -> tuple[dict, list[str]]:
     """Answer and concept metrics per split, the run's class, confusion matrices, samples, exported networks."""
     metrics: dict = {}
@@ -38,6 +51,8 @@ def evaluate(config: TaskConfig, task: Assembled, test_labels: np.ndarray, run: 
             test_labels,
             config.eval.batch_size,
         )
+        if config.data.labels != "program":  # labels may differ from the program's answer on the true concepts
+            metrics[name]["acc_y_ceiling"] = label_ceiling(task.template, queries, test_labels)
     domains = {p.network: [str(v) for v in p.domain] for p in task.program.neural_predicates}
     pictures = [
         plot_confusion(run, f"{net}{'' if split == 'id' else '_' + split}", found["confusion"], domains[net])
@@ -52,6 +67,7 @@ def evaluate(config: TaskConfig, task: Assembled, test_labels: np.ndarray, run: 
     ident = metrics["id"]
     metrics.update(
         task_accuracy=ident["acc_y"],
+        **({"task_accuracy_ceiling": ident["acc_y_ceiling"]} if "acc_y_ceiling" in ident else {}),
         concept_accuracy=ident["concept_accuracy"],
         nmi=ident["nmi"],
         grounding=classify(ident["acc_y"], ident["concept_accuracy"], config.eval.grounded_at, config.eval.task_at),

@@ -13,7 +13,7 @@ import torch
 
 from nesy_gedi.checkpoint import CHECKPOINT
 from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
-from nesy_gedi.data.mnist import default_cache_dir
+from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
 from nesy_gedi.report import write_report
 from nesy_gedi.rundir import CONFIG, METRICS, VERSIONS, RunDir, versions
@@ -40,7 +40,7 @@ def start_run(config: TaskConfig | PretrainConfig, run: RunDir) -> tuple[torch.d
         torch.set_num_threads(config.train.threads)
     run.write_text(CONFIG, dump_config(config))
     run.write_json(VERSIONS, versions())
-    return device, Path(config.data.cache) if config.data.cache else default_cache_dir()
+    return device, cache_folder(config.data.cache)
 
 
 def resume_or_start(trainer: Trainer, resume: bool) -> None:

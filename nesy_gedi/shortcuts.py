@@ -1,12 +1,13 @@
 """Deterministic reasoning shortcuts of a task, counted from its own program (`nesy-gedi shortcuts`).
 
-A shortcut is a map α_n, for each network n, from the true concepts to the concepts n predicts, other
-than the identity, under which the program answers every training combination of true concepts c as it
-answers c itself: K(α(c)) = K(c). One map per network, shared by every image position, because one
-network reads every image. Maps are defined on the concepts that occur in the training combinations
-(`data.combinations`, or every tuple over the domain for an unrestricted task). The answers come from
-the program (ProbLog on the predicted concepts as facts), never from arithmetic written here, so any
-program works. A map is bijective when every network's map is one-to-one: a model whose symbols are
+A shortcut is a map α_n, for each network n, from the true concepts to the concepts n predicts, other than
+the identity, under which the program answers every training combination of true concepts c as it answers c
+itself: K(α(c)) = K(c) (for a true/false query, the same truth value; for a program with its own
+probabilistic facts, the same distribution over answers). One map per network, shared by every image
+position, because one network reads every image. Maps are defined on the concepts that occur in the training
+combinations (`data.combinations`, or every tuple over the domain for an unrestricted task). The answers
+come from the program (ProbLog on the predicted concepts as facts), never from arithmetic written here, so
+any program works. A map is bijective when every network's map is one-to-one: a model whose symbols are
 clean clusters can only pick among those.
 
 The search assigns α one (network, concept) at a time, in an order that completes combinations early,
@@ -61,7 +62,7 @@ def find_shortcuts(program: Program, template: QueryTemplate, sizes: dict[str, i
     networks = sorted(sizes)
     variables = _order(networks, combinations)
     position = {var: i for i, var in enumerate(variables)}
-    expected = {c: template.label(list(c)) for c in combinations}
+    expected = {c: template.outcome(list(c)) for c in combinations}
     # each combination is checked once the last of its variables is assigned
     checks: dict[int, list[tuple]] = {}
     for c in combinations:
@@ -72,7 +73,7 @@ def find_shortcuts(program: Program, template: QueryTemplate, sizes: dict[str, i
 
     def holds(c: tuple) -> bool:
         predicted = {n: [alpha[(n, v)] for v in c] for n in networks}
-        return template.label(list(c), predicted) == expected[c]
+        return template.outcome(list(c), predicted) == expected[c]
 
     def extend(depth: int) -> None:
         if depth == len(variables):

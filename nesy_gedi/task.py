@@ -4,18 +4,21 @@ program -> query template -> query sets -> networks (seeded, started from `init:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from problog.logic import Term
 
 from nesy_gedi.args import check_args
 from nesy_gedi.checkpoint import is_pretraining_run, load_pretrained
 from nesy_gedi.config import PretrainConfig, TaskConfig, Where, load_config
-from nesy_gedi.data.mnist import Mnist, to_tensor
+from nesy_gedi.data.mnist import Mnist, cache_folder, load_mnist, to_tensor
 from nesy_gedi.data.queries import QuerySet, build_query_set, ood_combinations
+from nesy_gedi.data.query_files import read_query_file
 from nesy_gedi.errors import UserError
 from nesy_gedi.learners import QueryLearner
 from nesy_gedi.logic import make_engine
@@ -48,6 +51,10 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
             )
     if not program_task:
         return
+    _check_data(config, where)
+    program = Program(config.program)  # a program that cannot be read, parsed or asked fails here, before any run
+    program.check_networks(config.networks, where="the task")
+    QueryTemplate(program, **config.query.model_dump())
     for name, spec in config.networks.items():
         if METHODS[config.method].needs_pretrained and spec.init is None:
             raise UserError(
@@ -59,6 +66,31 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
                 f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "
                 "a network.pt or checkpoint.pt; run the pretraining first"
             )
+
+
+def _check_data(config: TaskConfig, where: Where) -> None:
+    """Where labels come from must fit the other data keys."""
+    data = config.data
+    if data.labels == "files":
+        if data.query_files is None:
+            raise UserError(f"{where(('data', 'labels'))}: `files` needs data.query_files: {{train: ..., test: ...}}")
+        for key in ("combinations", "balance"):
+            if getattr(data, key):
+                raise UserError(
+                    f"{where(('data', key))}: the query files are the queries; data.{key} shapes program-generated "
+                    "queries only: remove it"
+                )
+        for split in ("train", "test", "ood"):
+            path = getattr(data.query_files, split)
+            if path is not None and not Path(path).is_file():
+                raise UserError(f"{where(('data', 'query_files', split))}: query file {path} not found")
+    elif data.query_files is not None:
+        raise UserError(f"{where(('data', 'query_files'))}: query files are read with data.labels: files")
+    if data.balance and data.combinations:
+        raise UserError(
+            f"{where(('data', 'balance'))}: with data.combinations the listed tuples decide the labels; balance "
+            "them in the list, or drop data.balance"
+        )
 
 
 def load_task(
@@ -80,10 +112,48 @@ def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
     return sizes
 
 
+def sampler(template: QueryTemplate, seed: int, split: int) -> Callable[[Sequence[int]], Term]:
+    """Labels drawn from the program's distribution over answers given the true concepts, in query order
+    from one RNG per (seed, split): the data carries exactly the noise the program describes."""
+    rng = np.random.default_rng([seed, split])
+
+    def draw(concepts: Sequence[int]) -> Term:
+        found = template.distribution(concepts)
+        answers = sorted(found, key=str)
+        weights = np.array([found[a] for a in answers])
+        return answers[rng.choice(len(answers), p=weights / weights.sum())]
+
+    return draw
+
+
+def _from_files(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dict[str, QuerySet]:
+    """The splits of `data.query_files`: training rows index the training images, the others the test images;
+    `data.train_size` / `test_size` / `ood_size` take the first rows."""
+    files, data = config.data.query_files, config.data
+    labels = template.labels()
+    sets = {}
+    for split, path, images, size, key in (
+        ("train", files.train, mnist.train, data.train_size, "data.train_size"),
+        ("id", files.test, mnist.test, data.test_size, "data.test_size"),
+        ("ood", files.ood, mnist.test, data.ood_size, "data.ood_size"),
+    ):
+        if path is None:
+            continue
+        source = "train" if split == "train" else "test"
+        found = read_query_file(path, source, config.query.inputs, len(images.labels), labels, template.boolean)
+        if size is not None and size > len(found):
+            raise UserError(f"{key}={size}, but {path} has only {len(found)} queries; lower {key}")
+        sets[split] = found if size is None else QuerySet(source, found.indices[:size], found.labels[:size])
+    return sets
+
+
 def query_sets(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dict[str, QuerySet]:
     """Training queries, test queries ("id") and, for a task with `data.combinations`, the OOD queries
-    (the other tuples over the same concepts, from the test images)."""
+    (the other tuples over the same concepts, from the test images); or the splits of the query files.
+    Labels come from the program's answer, from its distribution (`data.labels: sampled`), or the files."""
     data, per_query = config.data, template.images_per_query
+    if data.labels == "files":
+        return _from_files(config, template, mnist)
     for combination in data.combinations or []:
         if len(combination) != per_query:
             raise UserError(
@@ -92,19 +162,24 @@ def query_sets(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dic
             )
     if data.ood_size and not data.combinations:
         raise UserError("data.ood_size: an OOD split needs data.combinations (the in-distribution tuples)")
-    label, seed = template.label, config.seed
+    seed = config.seed
+
+    def label(split: int) -> Callable[[Sequence[int]], Term]:
+        return sampler(template, seed, split) if data.labels == "sampled" else template.label
+
+    common = {"combinations": data.combinations, "balance": data.balance}
     sets = {
         "train": build_query_set(
-            mnist.train, "train", per_query, data.train_size, seed, label, "data.train_size", data.combinations
+            mnist.train, "train", per_query, data.train_size, seed, label(0), "data.train_size", **common
         ),
         "id": build_query_set(
-            mnist.test, "test", per_query, data.test_size, seed, label, "data.test_size", data.combinations
+            mnist.test, "test", per_query, data.test_size, seed, label(1), "data.test_size", **common
         ),
     }
     if data.ood_size:
         outside = ood_combinations(data.combinations)
         sets["ood"] = build_query_set(
-            mnist.test, "test", per_query, data.ood_size, seed + 1, label, "data.ood_size", outside
+            mnist.test, "test", per_query, data.ood_size, seed + 1, label(2), "data.ood_size", outside
         )
     return sets
 
@@ -170,11 +245,17 @@ def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path
     return Assembled(program, template, train_set, splits, images, method, predicates, engine, learner, naming)
 
 
-def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], Shortcuts]:
-    """The task's training combinations of true concepts and its deterministic shortcuts."""
+def task_shortcuts(config: TaskConfig, mnist: Mnist | None = None) -> tuple[list[tuple], Shortcuts]:
+    """The task's training combinations of true concepts and its deterministic shortcuts. A task whose
+    queries come from files takes its combinations from the training file's images (so needs MNIST)."""
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
     template = QueryTemplate(program, **config.query.model_dump())
     sizes = domain_sizes(program, config)
-    combinations = training_combinations(template, sizes, config.data.combinations)
+    if config.data.labels == "files":
+        mnist = mnist or load_mnist(config.data.dir, cache_folder(config.data.cache), config.data.source)
+        train = _from_files(config, template, mnist)["train"]
+        combinations = sorted({tuple(mnist.train.labels[row].tolist()) for row in train.indices})
+    else:
+        combinations = training_combinations(template, sizes, config.data.combinations)
     return combinations, find_shortcuts(program, template, sizes, combinations)

@@ -88,3 +88,56 @@ def test_exit_status_from_a_real_process(task_file):
     assert result.returncode == 2
     assert result.stderr.startswith("error: --set method=gedx: unknown method 'gedx'")
     assert "Traceback" not in result.stderr
+
+
+def _binary_program(path):
+    path.write_bytes(bytes(range(256)) * 4)
+
+
+def _directory_program(path):
+    path.unlink()
+    path.mkdir()
+
+
+def _undefined_query(path):
+    path.write_text(PROGRAM.replace("addition(X,Y,Z)", "sum_of(X,Y,Z)"))
+
+
+def _built_in_redefined(path):
+    path.write_text(PROGRAM + "plus(X,Y,Z) :- Z is X+Y.\n")
+
+
+@pytest.mark.parametrize(
+    "spoil, expected",
+    [
+        (_binary_program, r"prog.pl: not a text file \(byte 128 is not UTF-8\)"),
+        (_directory_program, r"prog.pl is a directory; name a program file"),
+        (_undefined_query, r"does not define addition/3; it defines digit/2, sum_of/3"),
+        (_built_in_redefined, r"prog.pl(:\d+)?: Can not overwrite built-in 'plus/3'; rename the predicate"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "shortcuts", "compare"])
+def test_a_program_that_cannot_be_read_or_asked_is_one_message_everywhere(
+    task_file, capsys, tmp_path, spoil, expected, command
+):
+    path = task_file(program=PROGRAM)
+    spoil(path.parent / "prog.pl")
+    args = {"run": ["run", str(path), *SMALL, "--out", str(tmp_path / "run")], "shortcuts": ["shortcuts", str(path)]}
+    args["compare"] = ["compare", str(path), "--methods", "dpl", "--seeds", "1", "--out", str(tmp_path / "run")]
+    code, err = run_cli(capsys, *args[command])
+    assert code == 2 and "Traceback" not in err
+    assert re.search(expected, err), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_compare_names_the_methods_option_for_an_unknown_method(task_file, capsys, tmp_path):
+    code, err = run_cli(capsys, "compare", str(task_file()), "--methods", "dpl,gedy", "--out", str(tmp_path / "c"))
+    assert code == 2 and err.startswith("error: --methods: unknown method 'gedy'; known: dpl, entropy, gedi")
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_output_variable_cannot_be_an_input(task_file, capsys, tmp_path):
+    path = task_file(query={"term": "addition(A, B, Sum)", "output": "A", "inputs": {"A": "image", "B": "image"}})
+    code, err = run_cli(capsys, "run", str(path), *SMALL, "--out", str(tmp_path / "run"))
+    assert code == 2 and "query.output: 'A' is also an input" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

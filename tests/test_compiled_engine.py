@@ -193,3 +193,44 @@ def test_programs_are_cached_on_disk_with_a_stable_key(tmp_path, monkeypatch, ci
     second = CompiledEngine(program, first.networks, source, 0.1, tmp_path, circuits)
     monkeypatch.setattr(second.model.solver, "build_ac", lambda q: pytest.fail("compiled again instead of loading"))
     assert torch.equal(second.probabilities(q), expected)
+
+
+TRUE_FALSE = f"""
+nn(digit_net, [X], Y, {DIGITS}) :: digit(X, Y).
+nn(parity_net, [X], P, [even, odd]) :: parity(X, P).
+odd_sum(X, Y) :- digit(X, A), digit(Y, B), 1 is (A + B) mod 2.
+even_sum(X, Y) :- \\+ odd_sum(X, Y).
+agree(X, Y) :- parity(X, P), parity(Y, P), \\+ odd_sum(X, Y).
+"""
+
+
+@pytest.mark.parametrize("circuits", ["answers", "labels"])
+@pytest.mark.parametrize("functor", ["even_sum", "agree"])  # negation; negation with two neural predicates
+def test_true_false_queries_and_negative_examples(tmp_path, functor, circuits):
+    """p(query) and the gradients of DeepProbLog's loss (log p for `true`, log(1 - p) for `false`), equal in
+    both engines; predictions are p(query) against 0.5."""
+    from nesy_gedi.learners import symbolic_loss
+    from nesy_gedi.logic.program import FALSE, TRUE
+
+    path = tmp_path / "p.pl"
+    path.write_text(TRUE_FALSE)
+    dpl, compiled = engines(Program(path), {"digit_net": 10, "parity_net": 2}, 16, circuits)
+    made = []
+    for i in range(8):
+        substitution = {Term(f"x{k}"): Term("tensor", Term("train", Constant(2 * i + k))) for k in range(2)}
+        made.append(Query(Term(functor, Term("x0"), Term("x1")), substitution, p=float(i % 2), output_ind=()))
+    targets = torch.tensor([q.p for q in made])
+    results = []
+    for engine in (dpl, compiled):
+        engine.zero_grad()
+        probs = engine.probabilities(made)
+        symbolic_loss(probs, targets).backward()
+        grads = [p.grad for net in engine.networks.values() for p in net.parameters()]  # None: a network unused
+        results.append((probs.detach(), grads, engine.predict(made)))
+    (p_dpl, g_dpl, a_dpl), (p_ours, g_ours, a_ours) = results
+    assert ((p_dpl > 0.01) & (p_dpl < 0.99)).all()  # not a trivial query
+    assert torch.allclose(p_dpl, p_ours, atol=1e-6, rtol=0)
+    assert [g is None for g in g_dpl] == [g is None for g in g_ours] and g_dpl[0] is not None
+    for a, b in zip(g_dpl, g_ours, strict=True):
+        assert a is None or (a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-6, rtol=0))
+    assert a_dpl == a_ours == [TRUE if p > 0.5 else FALSE for p in p_dpl]

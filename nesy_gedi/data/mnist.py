@@ -60,6 +60,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nesy_gedi"
 
 
+def cache_folder(cache: str | None) -> Path:
+    """A task's `data.cache`, else the default cache folder."""
+    return Path(cache) if cache else default_cache_dir()
+
+
 def parse_idx(raw: bytes, name: str) -> np.ndarray:
     """Decode one IDX file (unsigned-byte type only), checking the header against the length."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:

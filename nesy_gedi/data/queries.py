@@ -1,7 +1,8 @@
 """Query datasets: which MNIST images go into each query, and the query's label.
 
 The standard construction (DeepProbLog's MNIST addition): shuffle the split's images with a seed and
-take them in consecutive groups, so 60,000 training images give 30,000 two-image queries. A restricted
+take them in consecutive groups, so 60,000 training images give 30,000 two-image queries; `balance`
+keeps as many queries of every label (a true/false task's queries half true). A restricted
 task (rsbench's MNIST-EvenOdd, MNIST-Half) lists the allowed tuples of true concepts instead
 (`data.combinations`): the queries are spread evenly over those tuples, each image drawn from the
 split's images of its concept; its out-of-distribution split uses the other tuples over the same
@@ -50,22 +51,54 @@ def build_query_set(
     label_of: Callable[[Sequence[int]], Term],
     size_key: str,
     combinations: Sequence[Sequence[int]] | None = None,
+    balance: bool = False,
 ) -> QuerySet:
     """`size` labelled queries: consecutive groups of the split's shuffled images (all that fit when
-    `size` is None), or, with `combinations`, images of the listed true-concept tuples, evenly spread."""
+    `size` is None; with `balance`, as many of every label), or, with `combinations`, images of the listed
+    true-concept tuples, evenly spread. `label_of` is called once per query, in query order."""
     if combinations is not None:
         return _restricted(split, source, combinations, size, seed, label_of, size_key)
     available = len(split.labels) // images_per_query
+    order = np.random.default_rng(seed).permutation(len(split.labels))
+    groups = order[: available * images_per_query].reshape(available, images_per_query)
+    if balance:
+        return _balanced(groups, split, source, size, label_of, size_key)
     size = available if size is None else size
     if size > available:
         raise UserError(
             f"{size_key}={size}, but the {source} split's {len(split.labels)} images make only {available} "
             f"queries of {images_per_query} images; lower {size_key}"
         )
-    order = np.random.default_rng(seed).permutation(len(split.labels))
-    indices = order[: size * images_per_query].reshape(size, images_per_query)
+    indices = groups[:size]
     labels = [label_of(split.labels[row].tolist()) for row in indices]
     return QuerySet(source, indices, labels)
+
+
+def _balanced(
+    groups: np.ndarray,
+    split: Split,
+    source: str,
+    size: int | None,
+    label_of: Callable[[Sequence[int]], Term],
+    size_key: str,
+) -> QuerySet:
+    """The first groups of each label, as many of every label (size // labels, the remainder to the
+    labels first seen), in the shuffled order."""
+    labels = [label_of(split.labels[row].tolist()) for row in groups]
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(str(label), []).append(i)
+    fewest = min(len(rows) for rows in by_label.values())
+    size = fewest * len(by_label) if size is None else size
+    wanted = [size // len(by_label) + (k < size % len(by_label)) for k in range(len(by_label))]
+    if max(wanted) > fewest:
+        rarest = min(by_label, key=lambda label: len(by_label[label]))
+        raise UserError(
+            f"{size_key}={size}: balanced over {len(by_label)} labels needs {max(wanted)} queries of each, but the "
+            f"{source} split gives only {fewest} of label {rarest}; lower {size_key}"
+        )
+    keep = sorted(i for rows, n in zip(by_label.values(), wanted, strict=True) for i in rows[:n])
+    return QuerySet(source, groups[keep], [labels[i] for i in keep])
 
 
 def _restricted(

@@ -28,7 +28,7 @@ from torch import nn
 
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
-from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.rundir import RunDir
 
 CACHE_FORMAT = "nesy_gedi-tensor-program-2"
@@ -346,7 +346,7 @@ class CompiledEngine(DeepProbLogEngine):
             if str(shape) not in cached.traced:  # the all-answers circuit shares the prefix
                 program.merge(cached)
 
-    def _compiled(self, shape: Term, query: Term, output: int) -> TensorProgram:
+    def _compiled(self, shape: Term, query: Term, output: int | None) -> TensorProgram:
         """The traced circuit of one template, from the disk cache or compiled now (then saved atomically)."""
         if self.cache_dir is None:
             return self._trace(query, output)
@@ -358,15 +358,16 @@ class CompiledEngine(DeepProbLogEngine):
         RunDir(self.cache_dir).write_atomic(name, lambda tmp: Path(tmp).write_bytes(pickle.dumps(program)))
         return program
 
-    def _trace(self, query: Term, output: int) -> TensorProgram:
-        """Ground and compile `query` as DeepProbLog does, then record its arithmetic as a tensor program."""
+    def _trace(self, query: Term, output: int | None) -> TensorProgram:
+        """Ground and compile `query` as DeepProbLog does, then record its arithmetic as a tensor program
+        (`output`: the index of the output argument; None for a true/false query, whose one answer is TRUE)."""
         started = time.perf_counter()
         circuit = self.model.solver.build_ac(Query(query))
         semiring = TracingSemiring(self.model, {}, {})
         semiring.program = program = TensorProgram()
         for answer, value in circuit.sdd.evaluate(semiring=semiring).items():
             program.answers[str(answer)] = int(value) if isinstance(value, _Traced) else float(value)
-            program.outputs[str(answer)] = answer.args[output]
+            program.outputs[str(answer)] = TRUE if output is None else answer.args[output]
         program.traced.add(str(query))
         program.compile_seconds = time.perf_counter() - started
         return program
@@ -375,8 +376,9 @@ class CompiledEngine(DeepProbLogEngine):
         """The program answering `query` and the name of the query's answer in it.
 
         All answers: the shape's all-answers circuit. Otherwise the circuits of every label of the shape seen
-        so far, merged into one program (shared work recorded once) so that a batch runs it once. Memoised on
-        the query term, whose hash ProbLog caches.
+        so far, merged into one program (shared work recorded once) so that a batch runs it once. A true/false
+        query (no output argument) is its own shape: its circuit is the query's. Memoised on the query term,
+        whose hash ProbLog caches.
         """
         known = self._resolved.get((query.query, all_answers))
         if known is not None:
@@ -390,7 +392,7 @@ class CompiledEngine(DeepProbLogEngine):
                 self._load_shape(self.programs[key], shape)
         program = self.programs[key]
         if str(wanted) not in program.traced:
-            program.merge(self._compiled(shape, wanted, query.output_ind[0]))
+            program.merge(self._compiled(shape, wanted, query.output_ind[0] if query.output_ind else None))
         self._resolved[(query.query, all_answers)] = (program, str(query.query))
         return program, str(query.query)
 
@@ -457,8 +459,14 @@ class CompiledEngine(DeepProbLogEngine):
 
     @torch.no_grad()
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:
+        """Each query's most probable answer; a true/false query's is TRUE when p(query) > 0.5."""
         predictions: list[Term | None] = [None] * len(queries)
-        for program, answers, rows, _ in self.evaluate(queries, all_answers=True):
+        for program, answers, rows, wanted in self.evaluate(queries, all_answers=True):
+            if not queries[rows[0]].output_ind:  # a true/false shape: every row asks the same query
+                p = answers.get(wanted[0])
+                for k, row in enumerate(rows):
+                    predictions[row] = TRUE if p is not None and float(p[k]) > 0.5 else FALSE
+                continue
             names = list(answers)
             if not names:
                 continue

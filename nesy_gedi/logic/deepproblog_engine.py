@@ -20,7 +20,7 @@ from deepproblog.query import Query
 from problog.logic import Term
 from torch import nn
 
-from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.networks import PredicateHead
 
 # DeepProbLog's semiring compares probabilities as Python floats; harmless, and it would flood the output.
@@ -81,12 +81,16 @@ class DeepProbLogEngine:
     def probabilities(self, queries: Sequence[Query]) -> torch.Tensor:
         """p(query) for each query, differentiable with respect to the networks."""
         results = self.model.solve(queries)
-        probs = [r.result[q.substitute().query] for r, q in zip(results, queries, strict=True)]
+        # a query the program cannot prove has no entry: probability 0, as in DeepProbLog's own loss
+        probs = [r.result.get(q.substitute().query, 0.0) for r, q in zip(results, queries, strict=True)]
         return torch.stack([torch.as_tensor(p, dtype=torch.get_default_dtype()) for p in probs])
 
     @torch.no_grad()
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:
-        """The most probable value of each query's output argument (None when the program proves none)."""
+        """The most probable value of each query's output argument (None when the program proves none); for
+        a true/false query, TRUE when p(query) > 0.5."""
+        if queries and not queries[0].output_ind:
+            return [TRUE if float(p) > 0.5 else FALSE for p in self.probabilities(queries)]
         results = self.model.solve([q.variable_output() for q in queries])
         answers: list[Term | None] = []
         for r, q in zip(results, queries, strict=True):

@@ -1,7 +1,11 @@
-"""A DeepProbLog program: parsed once, its neural predicates listed, and its deterministic answers.
+"""A DeepProbLog program: parsed once, its neural predicates and defined predicates listed, and its
+answers for known concepts.
 
 The answers of the program for known concepts (each image's true digit) are what labels the queries:
-the program is the only source of the task's logic, so no task needs Python of its own.
+the program is the only source of the task's logic, so no task needs Python of its own. A program whose
+answer depends on its own probabilistic facts (`0.1::flip.`, `t(0.5)::coin.`) gives a distribution over
+answers instead (`distribution`), from ProbLog's exact inference; a true/false query's answers are the
+constants `true` and `false`.
 """
 
 from __future__ import annotations
@@ -10,12 +14,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from problog import get_evaluatable
 from problog.engine import DefaultEngine
 from problog.errors import ProbLogError
-from problog.logic import Clause, Term, Var, term2list
+from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list
 from problog.program import PrologString, SimpleProgram
 
 from nesy_gedi.errors import UserError
+
+TRUE, FALSE = Term("true"), Term("false")
+"""the answers of a true/false query"""
+Distribution = dict[Term, float]
+"""answer -> probability"""
 
 
 @dataclass(frozen=True)
@@ -36,14 +46,41 @@ class NeuralPredicate:
         )
 
 
+def _read_text(path: Path) -> str:
+    """The program's text; a folder, a missing file or a file that is not UTF-8 text is a clear error."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a program file; point `program:` at a ProbLog .pl file")
+    if not path.is_file():
+        raise UserError(f"{path}: program file not found")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); a program is ProbLog text, e.g. a .pl file"
+        ) from None
+    if "\x00" in text:
+        raise UserError(f"{path}: not a text file (it contains NUL bytes); a program is ProbLog text, e.g. a .pl file")
+    return text
+
+
+def _heads(clause: Term) -> list[Term]:
+    """The atoms a statement defines (none for a directive)."""
+    if isinstance(clause, AnnotatedDisjunction):
+        return list(clause.heads)
+    if isinstance(clause, Or):
+        return clause.to_list()
+    if isinstance(clause, Clause):
+        return [] if clause.head.functor == "_directive" else [clause.head]
+    return [clause]
+
+
 class Program:
     """A program file, checked on load so that mistakes are reported with the file and line."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise UserError(f"{self.path}: program file not found")
-        self.text = self.path.read_text()
+        self.text = _read_text(self.path)
         try:
             self.clauses = list(PrologString(self.text))
         except ProbLogError as exc:
@@ -52,6 +89,12 @@ class Program:
         self.neural_predicates = [p for c in self.clauses if (p := self._neural(c)) is not None]
         if not self.neural_predicates:
             raise UserError(f"{self.path}: no neural predicate; declare one as nn(Net,[X],Y,[v1,...,vn]) :: pred(X,Y).")
+        self.predicates = {(h.functor, h.arity) for c in self.clauses for h in _heads(c)}
+        """(name, arity) of every predicate the program defines, neural ones included"""
+        self.probabilistic = any(
+            h.probability is not None and not self._neural_head(h) for c in self.clauses for h in _heads(c)
+        )
+        """whether some answer can depend on the program's own probabilistic facts or clauses"""
         self._engine = DefaultEngine()
         logic = SimpleProgram()
         # DeepProbLog's ExactEngine loads the lists library (reverse/2, member/2, ...) for every program
@@ -59,8 +102,25 @@ class Program:
         for clause in self.clauses:
             if self._neural(clause) is None:
                 logic.add_statement(clause)
-        self._logic = self._engine.prepare(logic)
+        try:
+            self._logic = self._engine.prepare(logic)
+        except ProbLogError as exc:  # e.g. a clause that redefines a built-in such as plus/3
+            line = exc.location[1] if getattr(exc, "location", None) else None
+            where = f"{self.path}:{self.text.count(chr(10), 0, line) + 1}" if line is not None else str(self.path)
+            raise UserError(f"{where}: {str(exc).rstrip('.')}; rename the predicate") from None
         self._answers: dict[tuple, Term] = {}
+        self._distributions: dict[tuple, Distribution] = {}
+
+    @staticmethod
+    def _neural_head(head: Term) -> bool:
+        return isinstance(head.probability, Term) and head.probability.functor == "nn"
+
+    def defines(self, functor: str, arity: int) -> bool:
+        return (functor, arity) in self.predicates
+
+    def defined(self) -> str:
+        """The defined predicates as `name/arity`, for messages."""
+        return ", ".join(f"{f}/{a}" for f, a in sorted(self.predicates))
 
     def _line(self, clause: Term) -> int:
         offset = clause.location[1] if clause.location else 0
@@ -93,25 +153,10 @@ class Program:
                     f"(defined: {', '.join(sorted(defined)) or 'none'})"
                 )
 
-    def answer(
-        self,
-        query: Term,
-        output: Var,
-        images: Sequence[Term],
-        concepts: Sequence[int],
-        predicted: dict[str, Sequence[int]] | None = None,
-    ) -> Term:
-        """The program's unique answer for `output` when each image has its given concept index, or, with
-        `predicted`, when network n's predicates see concept `predicted[n][i]` for image i (what a model
-        with those networks would conclude: how shortcuts are checked).
-
-        Memoised: a dataset asks the same few questions many times.
-        """
-        seen = tuple(sorted((n, tuple(v)) for n, v in predicted.items())) if predicted else ()
-        key = (query, tuple(concepts), seen)
-        if key in self._answers:
-            return self._answers[key]
-        db = self._logic.extend()
+    def _facts(
+        self, images: Sequence[Term], concepts: Sequence[int], predicted: dict[str, Sequence[int]] | None
+    ) -> list[Term]:
+        """Each image has its concept, or, with `predicted`, what network n's predicates see for image i."""
         facts = []
         for i, (image, concept) in enumerate(zip(images, concepts, strict=True)):
             for pred in self.neural_predicates:
@@ -122,17 +167,130 @@ class Program:
                         f"{pred.head.functor}/{pred.head.arity} ({len(pred.domain)} values)"
                     )
                 facts.append(pred.fact(image, value))
-                db.add_fact(facts[-1])
-        out_index = query.args.index(output)
+        return facts
+
+    def answer(
+        self,
+        query: Term,
+        output: Var | None,
+        images: Sequence[Term],
+        concepts: Sequence[int],
+        predicted: dict[str, Sequence[int]] | None = None,
+    ) -> Term:
+        """The program's unique answer for `output` (for a true/false query, `output` None: TRUE or FALSE)
+        when each image has its given concept index, or, with `predicted`, when network n's predicates see
+        concept `predicted[n][i]` for image i (what a model with those networks would conclude: how
+        shortcuts are checked). An answer that the program's own probabilistic facts leave uncertain is an
+        error that says how to sample labels instead.
+
+        Memoised: a dataset asks the same few questions many times.
+        """
+        seen = tuple(sorted((n, tuple(v)) for n, v in predicted.items())) if predicted else ()
+        key = (query, tuple(concepts), seen)
+        if key in self._answers:
+            return self._answers[key]
+        facts = self._facts(images, concepts, predicted)
+        given = ", ".join(map(str, facts))
+        if self.probabilistic:
+            found = self.distribution(query, output, images, concepts, predicted)
+            sure = [answer for answer, p in found.items() if p > 1 - 1e-9]
+            if not sure:
+                odds = ", ".join(f"{a}: {p:.3g}" for a, p in sorted(found.items(), key=lambda item: -item[1]))
+                raise UserError(
+                    f"{self.path}: the program's answer to {query} given {given} is uncertain ({odds}): its own "
+                    "probabilistic facts decide it; set `data.labels: sampled` to draw each query's label from "
+                    "this distribution"
+                )
+            self._answers[key] = sure[0]
+            return sure[0]
+        db = self._logic.extend()
+        for fact in facts:
+            db.add_fact(fact)
         try:
-            found = {tuple(args)[out_index] for args in self._engine.query(db, query)}
+            proofs = list(self._engine.query(db, query))
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
-        if len(found) != 1:
-            problem = "proves no answer" if not found else f"proves {len(found)} answers ({sorted(map(str, found))})"
+        if output is None:
+            self._answers[key] = TRUE if proofs else FALSE
+            return self._answers[key]
+        out_index = query.args.index(output)
+        found_set = {tuple(args)[out_index] for args in proofs}
+        if len(found_set) != 1:
+            many = f"proves {len(found_set)} answers ({sorted(map(str, found_set))})"
             raise UserError(
-                f"{self.path}: the program {problem} for the query {query} given {', '.join(map(str, facts))}; "
-                "every query needs exactly one label: check `query.term` in the task and the program's rules"
+                f"{self.path}: the program {'proves no answer' if not found_set else many} for the query {query} "
+                f"given {given}; every query needs exactly one label: check `query.term` in the task and the "
+                "program's rules (an answer meant to be random needs a probabilistic fact and "
+                "`data.labels: sampled`)"
             )
-        self._answers[key] = found.pop()
+        self._answers[key] = found_set.pop()
         return self._answers[key]
+
+    def _fixed(self, clause: Term) -> Term:
+        """A statement with each learnable `t(p)` at its initial value p, for ProbLog's own inference."""
+
+        def value(head: Term) -> Term:
+            p = head.probability
+            if not (isinstance(p, Term) and p.functor == "t"):
+                return head
+            if isinstance(p.args[0], Var):
+                raise UserError(
+                    f"{self.path}:{self._line(clause)}: `t(_)` has no initial value, so the program's own "
+                    "distribution over answers is not defined; write e.g. `t(0.5)::...`"
+                )
+            return head.with_probability(Constant(float(p.args[0])))
+
+        if isinstance(clause, AnnotatedDisjunction):
+            return AnnotatedDisjunction([value(h) for h in clause.heads], clause.body)
+        if isinstance(clause, Or):
+            return Or.from_list([value(h) for h in clause.to_list()])
+        if isinstance(clause, Clause):
+            return Clause(value(clause.head), clause.body)
+        return value(clause)
+
+    def distribution(
+        self,
+        query: Term,
+        output: Var | None,
+        images: Sequence[Term],
+        concepts: Sequence[int] | None,
+        predicted: dict[str, Sequence[int]] | None = None,
+    ) -> Distribution:
+        """P(answer) by ProbLog's exact inference when each image has its concept (with `predicted`, what
+        network n's predicates see), its own probabilistic facts counting at their stated (or initial `t(p)`)
+        probabilities; with `concepts` None, every neural predicate is uniform over its domain, which tells
+        which answers can occur at all. A true/false query's answers are TRUE and FALSE. Memoised."""
+        seen = tuple(sorted((n, tuple(v)) for n, v in predicted.items())) if predicted else ()
+        key = (query, None if concepts is None else tuple(concepts), seen)
+        if key in self._distributions:
+            return self._distributions[key]
+        program = SimpleProgram()
+        program.add_clause(Clause(Term("_directive"), Term("use_module", Term("library", Term("lists.pl")))))
+        for clause in self.clauses:
+            if self._neural(clause) is None:
+                program.add_statement(self._fixed(clause))
+        if concepts is None:
+            for image in images:
+                for pred in self.neural_predicates:
+                    share = Constant(1.0 / len(pred.domain))
+                    choices = [pred.fact(image, v).with_probability(share) for v in range(len(pred.domain))]
+                    program.add_statement(Or.from_list(choices))
+        else:
+            for fact in self._facts(images, concepts, predicted):
+                program.add_statement(fact)
+        program.add_statement(Term("query", query))
+        try:
+            found = {term: float(p) for term, p in get_evaluatable("sdd").create_from(program).evaluate().items()}
+        except ProbLogError as exc:
+            raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
+        if output is None:
+            p = min(1.0, max(0.0, sum(found.values())))
+            result = {TRUE: p, FALSE: 1.0 - p}
+        else:
+            out_index = query.args.index(output)
+            result: Distribution = {}
+            for term, p in found.items():
+                if p > 0:
+                    result[term.args[out_index]] = result.get(term.args[out_index], 0.0) + p
+        self._distributions[key] = result
+        return result

@@ -2,6 +2,9 @@
 
 Keeping the images out of the query term is what lets the engine compile one circuit per template
 and label value (`addition(a, b, 7)`) instead of one per example; the images are bound by substitution.
+A query with an output variable is labelled with that variable's value; a query without one is a
+true/false query (`less(a, b)`), labelled `true` or `false`, and a `false` example is a DeepProbLog query
+with target probability 0 (its loss is on 1 - p(query)).
 """
 
 from __future__ import annotations
@@ -13,27 +16,40 @@ from problog.errors import ProbLogError
 from problog.logic import Constant, Term, list2term
 
 from nesy_gedi.errors import UserError
-from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.program import FALSE, TRUE, Distribution, Program
 
 
 class QueryTemplate:
-    """`term` with one variable per input and `output` for the label; `inputs` maps each input variable to
-    `image` (one image) or N (a list of N images). Errors name the task keys `query.*` these come from."""
+    """`term` with one variable per input and, unless it is a true/false query, `output` for the label;
+    `inputs` maps each input variable to `image` (one image) or N (a list of N images). Errors name the
+    task keys `query.*` these come from."""
 
-    def __init__(self, program: Program, term: str, output: str, inputs: Mapping[str, str | int]) -> None:
+    def __init__(self, program: Program, term: str, output: str | None, inputs: Mapping[str, str | int]) -> None:
         self.program = program
         try:
             parsed = Term.from_string(term)
         except ProbLogError as exc:
             raise UserError(f"query.term: '{term}' is not a ProbLog term: {exc}") from None
+        if not program.defines(parsed.functor, parsed.arity):
+            raise UserError(
+                f"query.term: {program.path} does not define {parsed.functor}/{parsed.arity}; "
+                f"it defines {program.defined()}"
+            )
         variables = {str(v): v for v in parsed.variables()}
-        for name in [*inputs, output]:
+        for name in inputs:
             if name not in variables:
                 raise UserError(f"query: variable '{name}' does not occur in query.term '{term}'")
-        self.output = variables[output]
-        if self.output not in parsed.args:
+        if output is not None and output in inputs:
+            raise UserError(
+                f"query.output: '{output}' is also an input (query.inputs); the output is the label's variable, "
+                "or leave query.output out for a true/false query"
+            )
+        if output is not None and output not in variables:
+            raise UserError(f"query.output: variable '{output}' does not occur in query.term '{term}'")
+        self.output = None if output is None else variables[output]
+        if self.output is not None and self.output not in parsed.args:
             raise UserError(f"query.output: '{output}' must be an argument of '{term}' itself, not nested")
-        self.output_index = parsed.args.index(self.output)
+        self.output_index = None if self.output is None else parsed.args.index(self.output)
         self.images: list[Term] = []
         substitution = {}
         for name, form in inputs.items():
@@ -45,6 +61,17 @@ class QueryTemplate:
                 substitution[variables[name]] = list2term(placeholders)
             self.images.extend(placeholders)
         self.term = parsed.apply_term(substitution)
+        left = [str(v) for v in self.term.variables() if v != self.output]
+        if left:
+            raise UserError(
+                f"query.term: variable(s) {', '.join(left)} of '{term}' are neither inputs nor the output; "
+                "bind each to an input (query.inputs) or make it the output (query.output)"
+            )
+
+    @property
+    def boolean(self) -> bool:
+        """A true/false query: no output variable, labels `true` and `false`."""
+        return self.output is None
 
     @property
     def images_per_query(self) -> int:
@@ -55,11 +82,40 @@ class QueryTemplate:
         network predicts the given concepts instead: `Program.answer`)."""
         return self.program.answer(self.term, self.output, self.images, concepts, predicted)
 
+    def distribution(
+        self, concepts: Sequence[int] | None, predicted: dict[str, Sequence[int]] | None = None
+    ) -> Distribution:
+        """The program's distribution over answers for these concepts (None: any concepts, uniformly)."""
+        return self.program.distribution(self.term, self.output, self.images, concepts, predicted)
+
+    def prediction(self, concepts: Sequence[int], predicted: dict[str, Sequence[int]] | None = None) -> Term:
+        """The program's most probable answer: its answer, when its own facts do not make it uncertain."""
+        if not self.program.probabilistic:
+            return self.label(concepts, predicted)
+        found = self.distribution(concepts, predicted)
+        return max(sorted(found, key=str), key=found.get)
+
+    def outcome(self, concepts: Sequence[int], predicted: dict[str, Sequence[int]] | None = None) -> object:
+        """What the program concludes: its answer, or for a program with probabilistic facts its whole
+        distribution over answers (two concept tuples are told apart by either)."""
+        if not self.program.probabilistic:
+            return self.label(concepts, predicted)
+        return frozenset((str(a), round(p, 9)) for a, p in self.distribution(concepts, predicted).items() if p > 0)
+
+    def labels(self) -> set[str]:
+        """Every label some concepts can give (true/false queries: `true` and `false`)."""
+        if self.boolean:
+            return {str(TRUE), str(FALSE)}
+        return {str(answer) for answer in self.distribution(None)}
+
     def query(self, source: str, indices: Sequence[int], label: Term) -> Query:
-        """A DeepProbLog query whose images are entries `indices` of the tensor source `source`."""
-        args = list(self.term.args)
-        args[self.output_index] = label
+        """A DeepProbLog query whose images are entries `indices` of the tensor source `source`; a
+        true/false query has target probability 1 (`true`) or 0 (`false`)."""
         substitution = {
             ph: Term("tensor", Term(source, Constant(int(i)))) for ph, i in zip(self.images, indices, strict=True)
         }
+        if self.boolean:
+            return Query(self.term, substitution, p=1.0 if label == TRUE else 0.0, output_ind=())
+        args = list(self.term.args)
+        args[self.output_index] = label
         return Query(self.term(*args), substitution, output_ind=(self.output_index,))
