@@ -72,3 +72,14 @@ def test_compare_serves_a_pretraining_grid(tmp_path, capsys):
     table = (out / "comparison.md").read_text()
     assert "| method | finished | NMI | cluster accuracy |" in table and "| gedi | 2/2 |" in table
     assert (out / "swav-seed1" / "network.pt").is_file()
+
+
+def test_compare_and_shortcuts_on_a_true_false_task_and_a_noisy_program(tmp_path, capsys):
+    for task in ("mnist_less", "mnist_noisy_add"):
+        out = tmp_path / task
+        args = ["compare", str(ROOT / "tasks" / f"{task}.yaml"), "--methods", "dpl", "--seeds", "1", "--out", str(out)]
+        assert main([*args, *(x for item in TINY for x in ("--set", item))]) == 0
+        assert "| dpl | 1/1 |" in (out / "comparison.md").read_text()
+    capsys.readouterr()
+    assert main(["shortcuts", str(ROOT / "tasks" / "mnist_less.yaml")]) == 0
+    assert "shortcuts: 0 (bijective: 0)" in capsys.readouterr().out
