@@ -255,7 +255,8 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
         configs.append(load_task(task, {**overrides, "method": method}))
     kind = "run" if isinstance(configs[0], TaskConfig) else "pretrain"
     jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)  # the cores shared out, unless --set says otherwise
+    threads_run = plain.get("train.threads", str(threads))
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda job: _run(job, task, sets, threads, kind), jobs))
@@ -271,7 +272,7 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
             f"# Comparison: {Path(task).name}",
             "",
             f"`{command}` on {date.today()}, {platform.machine()} ({platform.platform()}), {workers} runs in "
-            f"parallel with {threads} torch thread(s) each. This call took {elapsed / 60:.1f} min; the runs' "
+            f"parallel with {threads_run} torch thread(s) each. This call took {elapsed / 60:.1f} min; the runs' "
             f"training and evaluation add up to {run_seconds / 60:.1f} min (reused runs included).",
             "",
             *(_program_report(grouped, results) if kind == "run" else _pretrain_report(grouped)),
