@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from sections import write_section
 
-from nesy_gedi.data.mnist import load_mnist, to_tensor
+from nesy_gedi.data.images import to_tensor
+from nesy_gedi.data.mnist import load_mnist
 from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.compiled_engine import CompiledEngine
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine

@@ -24,7 +24,8 @@ from sections import table_section, write_section
 from timing import interleaved_times, median
 
 from nesy_gedi.config import PretrainConfig
-from nesy_gedi.data.mnist import load_mnist, to_tensor
+from nesy_gedi.data.images import to_tensor
+from nesy_gedi.data.mnist import load_mnist
 from nesy_gedi.networks import build_network
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import SSLContext, make_objective

@@ -22,7 +22,7 @@ import torch
 from sections import table_section, write_section
 from timing import median_seconds
 
-from nesy_gedi.data.mnist import default_cache_dir, load_mnist
+from nesy_gedi.data.mnist import default_cache_dir
 from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.methods import TrainBatch
 from nesy_gedi.task import assemble, load_task
@@ -34,17 +34,17 @@ def median_ms(fn) -> float:
     return median_seconds(fn, REPEATS) * 1e3
 
 
-def measure(method: str, mnist) -> tuple[float, float, float, float]:
+def measure(method: str) -> tuple[float, float, float, float]:
     """(step, engine, network, self-supervised) milliseconds for one method."""
     config = load_task("tasks/mnist_add_gedi.yaml", {"method": method})
-    task = assemble(config, mnist, torch.device("cpu"), default_cache_dir())
+    task = assemble(config, torch.device("cpu"), default_cache_dir())
     learner, engine = task.learner, task.engine
     net = task.predicates["mnist_net"]
     learner.bind({"mnist_net": torch.optim.Adam(task.method.networks["mnist_net"].parameters(), lr=1e-3)})
     rows = np.arange(config.train.batch_size)
     ts = task.train_set
-    queries = [task.template.query(ts.source, ts.indices[r], ts.labels[r]) for r in rows]
-    images = task.images["train"][torch.as_tensor(ts.indices[rows].ravel())]
+    queries = [task.template.query(ts.tensors, ts.indices[r], ts.labels[r]) for r in rows]
+    images = learner.images(rows)
     engine.train()
 
     def step() -> None:
@@ -59,7 +59,7 @@ def measure(method: str, mnist) -> tuple[float, float, float, float]:
 
     def network() -> None:
         learner.zero_grad()
-        net(images).logsumexp(-1).sum().backward()
+        net(images["mnist_net"]).logsumexp(-1).sum().backward()
 
     def self_supervised() -> None:
         learner.zero_grad()
@@ -76,10 +76,9 @@ def main() -> None:
     parser.add_argument("--out", default="docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    mnist = load_mnist()
     rows = []
     for method in ("dpl", "gedi", "swav"):
-        step, engine, network, ssl = measure(method, mnist)
+        step, engine, network, ssl = measure(method)
         rest = step - engine - network - ssl
         rows.append(
             f"| {method} | {step:.1f} | {engine:.1f} | {network:.1f} | {ssl:.1f} | {rest:.1f} | "

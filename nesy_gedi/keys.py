@@ -4,6 +4,7 @@ models and the registries, so that the documentation (`docs/tasks.md`, `nesy-ged
 from __future__ import annotations
 
 import inspect
+import json
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -66,8 +67,13 @@ def key_rows(model: type[BaseModel], prefix: str = "", within: str | None = None
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         nested = _nested(field.annotation)
-        if typing.get_origin(field.annotation) is dict and _nested(typing.get_args(field.annotation)[1]):
-            rows += key_rows(typing.get_args(field.annotation)[1], f"{key}.<name>.", within)
+        value = typing.get_args(field.annotation)[1] if typing.get_origin(field.annotation) is dict else None
+        if inspect.isclass(value) and issubclass(value, BaseModel):  # a map of sections: `networks.<name>.arch`
+            if field.default_factory is not None:  # the map's own default, e.g. `data.sources`
+                default = {k: v.model_dump(exclude_defaults=True) for k, v in field.default_factory().items()}
+                shown = json.dumps(default).replace('"', "")  # YAML's flow style: {mnist: {kind: mnist}}
+                rows.append((f"`{key}`", f"`{shown}`", _meaning(field)))
+            rows += key_rows(value, f"{key}.<name>.", within)
         elif nested is not None:
             optional = type(None) in typing.get_args(field.annotation)
             rows += key_rows(nested, f"{key}.", key if optional else within)

@@ -35,10 +35,11 @@ class QueryLearner:
         method: Method,
         template: QueryTemplate,
         train_set: QuerySet,
-        images: torch.Tensor,
+        tensors: dict[str, torch.Tensor],
+        readers: dict[str, list[int]],
     ) -> None:
         self.engine, self.method, self.template = engine, method, template
-        self.train_set, self.images = train_set, images
+        self.train_set, self.tensors, self.readers = train_set, tensors, readers
         self.networks = {**method.networks, **method.modules}
         self.progress = ("p_label>0.5", *method.progress)
         self._own: list[torch.optim.Optimizer] = []
@@ -49,8 +50,8 @@ class QueryLearner:
 
     def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         ts = self.train_set
-        queries = [self.template.query(ts.source, ts.indices[r], ts.labels[r]) for r in rows]
-        batch = TrainBatch(images=self.images[torch.as_tensor(ts.indices[rows].ravel())], step=step)
+        queries = [self.template.query(ts.tensors, ts.indices[r], ts.labels[r]) for r in rows]
+        batch = TrainBatch(images=self.images(rows), step=step)
         self.engine.train()
         for module in self.method.modules.values():
             module.train()
@@ -62,6 +63,14 @@ class QueryLearner:
             {"query": symbolic_loss(probabilities, targets), **terms},
             {"p_label>0.5": float((torch.where(targets.bool(), p, 1.0 - p) > 0.5).float().mean()), **info},
         )
+
+    def images(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """Per network, the images of these training queries that it reads."""
+        ts, found = self.train_set, {}
+        for network, read in self.readers.items():
+            source = self.tensors[ts.tensors[read[0]]]
+            found[network] = source[torch.as_tensor(ts.indices[rows][:, read].ravel(), device=source.device)]
+        return found
 
     def divergence(self, info: dict[str, float]) -> str | None:
         return self.method.divergence()

@@ -28,7 +28,7 @@ def answer_metrics(engine: DeepProbLogEngine, template: QueryTemplate, queries: 
         range(0, len(queries), batch_size), desc="test queries", unit="batch", dynamic_ncols=True, mininterval=1.0
     ):
         rows = range(start, min(start + batch_size, len(queries)))
-        batch = [template.query(queries.source, queries.indices[r], queries.labels[r]) for r in rows]
+        batch = [template.query(queries.tensors, queries.indices[r], queries.labels[r]) for r in rows]
         answers += [str(a) for a in engine.predict(batch)]
     true = [str(label) for label in queries.labels]
     return {
@@ -124,19 +124,21 @@ def split_metrics(
     template: QueryTemplate,
     queries: QuerySet,
     networks: dict[str, torch.nn.Module],
-    images: torch.Tensor,
-    labels: np.ndarray,
+    tensors: dict[str, torch.Tensor],
+    readers: dict[str, list[int]],
     batch_size: int,
 ) -> dict:
-    """Answer and concept metrics of one evaluation split: every network on the flattened images of its
-    queries (images whose concept lies outside a network's domain are left out for that network)."""
+    """Answer and concept metrics of one evaluation split: every network on the flattened images it reads
+    in the split's queries (images whose class lies outside a network's domain are left out for it)."""
     result = answer_metrics(engine, template, queries, batch_size)
-    flat = queries.indices.ravel()
     per_network = {}
     for name, network in networks.items():
-        probabilities = concept_probabilities(network, images[torch.as_tensor(flat, device=images.device)])
-        keep = labels[flat] < probabilities.shape[-1]
-        per_network[name] = concept_metrics(probabilities[keep], labels[flat][keep])
+        read = readers[name]
+        source = tensors[queries.tensors[read[0]]]
+        flat, concepts = queries.indices[:, read].ravel(), queries.concepts[:, read].ravel()
+        probabilities = concept_probabilities(network, source[torch.as_tensor(flat, device=source.device)])
+        keep = (concepts >= 0) & (concepts < probabilities.shape[-1])
+        per_network[name] = concept_metrics(probabilities[keep], concepts[keep])
     result["concept_accuracy"] = float(np.mean([m["concept_accuracy"] for m in per_network.values()]))
     result["nmi"] = float(np.mean([m["nmi"] for m in per_network.values()]))
     result["concepts"] = per_network

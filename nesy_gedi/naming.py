@@ -137,7 +137,7 @@ def name_clusters(
     template: QueryTemplate,
     train_set: QuerySet,
     combinations: list | None,
-    images: torch.Tensor,
+    tensors: dict[str, torch.Tensor],
     seed: int,
     restarts: int = 20,
 ) -> Naming:
@@ -146,8 +146,14 @@ def name_clusters(
     other networks are read as they are); apply it to the rows of those networks' last layers. For a
     restricted task the best naming followed by each bijective shortcut is scored too."""
     names = sorted(predicates)
-    rows = torch.as_tensor(train_set.indices.ravel(), device=images.device)
-    clusters = {n: _clusters(predicates[n], images[rows]).reshape(train_set.indices.shape) for n in names}
+    readers = template.readers
+    clusters = {}
+    for n in names:  # each network's clusters on the positions it reads (the others are never asked: 0)
+        read = readers[n]
+        source = tensors[train_set.tensors[read[0]]]
+        flat = torch.as_tensor(train_set.indices[:, read].ravel(), device=source.device)
+        clusters[n] = np.zeros(train_set.indices.shape, dtype=np.int64)
+        clusters[n][:, read] = _clusters(predicates[n], source[flat]).reshape(len(train_set), len(read))
     counts: Counter[tuple[tuple, Term]] = Counter(
         (tuple(tuple(clusters[n][q].tolist()) for n in names), label) for q, label in enumerate(train_set.labels)
     )

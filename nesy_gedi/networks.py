@@ -1,16 +1,20 @@
-"""Perception networks by name.
+"""Perception networks by name, or the user's own by import path (`package.module:factory`).
 
 Every architecture returns logits: the neural predicate reads their softmax, and self-supervised
 objectives (GEDI's energy is -logsumexp of the same logits) read the logits themselves. Each also
-exposes `features(x)` and its last layer `head`, which SwAV uses as prototypes.
+exposes `features(x)` and its last layer `head`, which SwAV uses as prototypes and naming permutes; a
+user's network needs them only for the methods that use them.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from nesy_gedi.errors import UserError
 
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {}
 
@@ -90,6 +94,30 @@ class MnistLeNetBN(MnistLeNet):
         )
 
 
+@register("small_cnn")
+class SmallCnn(nn.Module):
+    """A small CNN for 3x32x32 colour images (CIFAR-10, SVHN): three conv blocks with batch normalisation,
+    global average pooling, a 128-d feature and a linear head."""
+
+    def __init__(self, n_outputs: int, channels: int = 3) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(True))
+
+        self.encoder = nn.Sequential(
+            block(channels, 32), nn.MaxPool2d(2), block(32, 64), nn.MaxPool2d(2), block(64, 128),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )  # fmt: skip
+        self.head = nn.Linear(128, n_outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
 @register("mlp_2d")
 class Mlp2d(nn.Module):
     """2 -> 128 -> 128 -> c with SiLU: smooth, so SGLD gets useful input gradients (GEDI_SPEC.md §9.2)."""
@@ -117,6 +145,69 @@ class PredicateHead(nn.Module):
         return torch.softmax(self.logits_net(x), dim=-1)
 
 
-def build_network(arch: str, n_outputs: int) -> nn.Module:
-    """A fresh logits network; names are checked when the task is loaded."""
-    return ARCHITECTURES[arch](n_outputs)
+def _factory(arch: str, key: str) -> Callable[[int], nn.Module]:
+    """A registered architecture, or `package.module:factory` imported from the user's code."""
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch]
+    module, sep, name = arch.partition(":")
+    if not sep or not module or not name:
+        raise UserError(
+            f"{key}: unknown architecture '{arch}'; known: {', '.join(sorted(ARCHITECTURES))}, or your own as "
+            "`package.module:factory`"
+        )
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except Exception as exc:  # ImportError, a syntax error in the user's module, a missing name: all one message
+        raise UserError(f"{key}: cannot import {arch} ({type(exc).__name__}: {exc})") from None
+    if not callable(factory):
+        raise UserError(f"{key}: {arch} is not callable; give a factory(n_outputs) -> nn.Module")
+    return factory
+
+
+def known_architecture(arch: str) -> bool:
+    """A registered name, or an import path (checked when the network is built)."""
+    return arch in ARCHITECTURES or ":" in arch
+
+
+def build_network(arch: str, n_outputs: int, shape: tuple[int, ...] | None = None, name: str = "network") -> nn.Module:
+    """A fresh logits network. With the input `shape` (C, H, W), one test pass checks that it reads such
+    inputs and returns (batch, n_outputs) logits; each problem is one message naming the key."""
+    key = f"networks.{name}.arch" if name != "network" else "network.arch"
+    try:
+        network = _factory(arch, key)(n_outputs)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{key}: {arch}({n_outputs}) failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(network, nn.Module):
+        raise UserError(f"{key}: {arch}({n_outputs}) returned {type(network).__name__}, not a torch nn.Module")
+    if shape is not None:
+        was = network.training
+        network.eval()
+        try:
+            with torch.no_grad():
+                out = network(torch.zeros(2, *shape))
+        except Exception as exc:
+            raise UserError(
+                f"{key}: {arch} cannot read inputs of shape {tuple(shape)} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]}); choose an architecture for these images"
+            ) from None
+        finally:
+            network.train(was)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_outputs):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise UserError(
+                f"{key}: {arch} returned {got} for 2 inputs; it must return logits of shape (2, {n_outputs})"
+            )
+    return network
+
+
+def head_of(network: nn.Module, name: str) -> nn.Linear:
+    """The network's last linear layer (naming permutes its rows)."""
+    head = getattr(network, "head", None)
+    if not isinstance(head, nn.Linear):
+        raise UserError(
+            f"networks.{name}: naming a pretrained network's clusters permutes its last layer, which it must expose "
+            "as `head` (an nn.Linear); add it, or set naming: false"
+        )
+    return head

@@ -14,8 +14,8 @@ import torch
 
 from nesy_gedi.checkpoint import CHECKPOINT, PRETRAINED, export_network
 from nesy_gedi.config import PretrainConfig
-from nesy_gedi.data.fashion import load_fashion_test
-from nesy_gedi.data.mnist import Split, load_mnist, to_tensor
+from nesy_gedi.data.images import subset, to_tensor
+from nesy_gedi.data.sources import DEFAULT_OOD, load_source
 from nesy_gedi.data.toy import make_points
 from nesy_gedi.errors import UserError
 from nesy_gedi.learners import PretrainLearner
@@ -55,52 +55,62 @@ def _take(size: int | None, available: int, key: str) -> int:
     return size or available
 
 
-def _of_digits(split: Split, digits: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of a split, only of `digits` when given (a task's pool, e.g. MNIST-Half's 0-4)."""
-    if digits is None:
-        return split.images, split.labels
-    keep = np.isin(split.labels, digits)
-    return split.images[keep], split.labels[keep]
-
-
 def load_unlabelled(config: PretrainConfig, cache: Path, device: torch.device) -> Unlabelled:
+    """Images of any source (only `data.classes` when given, labels kept for scoring alone), or 2-D points."""
     data = config.data
-    if data.source == "mnist":
-        mnist = load_mnist(data.dir, cache)
-        train, test = (_of_digits(split, data.digits) for split in (mnist.train, mnist.test))
-        n_train = _take(data.train_size, len(train[1]), "data.train_size")
-        n_test = _take(data.test_size, len(test[1]), "data.test_size")
-        low = torch.full((1, 28, 28), -1.0, device=device)
+    if data.kind not in ("moons", "circles"):
+        images = subset(load_source(data.kind, data.path, data.download, cache), data.classes)
+        n_train = _take(data.train_size, len(images.train.labels), "data.train_size")
+        n_test = _take(data.test_size, len(images.test.labels), "data.test_size")
+        test = to_tensor(images.test.images[:n_test], device)
+        low = torch.full(test.shape[1:], -1.0, device=device)
         return Unlabelled(
             "images",
-            to_tensor(train[0][:n_train], device),
-            to_tensor(test[0][:n_test], device),
-            test[1][:n_test],
+            to_tensor(images.train.images[:n_train], device),
+            test,
+            images.test.labels[:n_test],
             Domain(low, -low),
-            mnist.source,
+            images.source,
         )
-    points = make_points(data.source, data.train_size or 2000, data.test_size or 1000, data.noise, config.seed)
+    points = make_points(data.kind, data.train_size or 2000, data.test_size or 1000, data.noise, config.seed)
     return Unlabelled(
         "points",
         points.train.to(device),
         points.test.to(device),
         points.test_labels,
         Domain(points.low.to(device), points.high.to(device)),
-        f"scikit-learn make_{data.source}",
+        f"scikit-learn make_{data.kind}",
     )
 
 
+def ood_metric(kind: str) -> str:
+    """`ood_auroc_fashion` for Fashion-MNIST (the name the results have always used), else the kind's."""
+    return f"ood_auroc_{'fashion' if kind == 'fashion_mnist' else kind}"
+
+
 def evaluate(config: PretrainConfig, objective: Objective, data: Unlabelled, cache: Path) -> dict:
-    """Cluster quality on held-out inputs and, for images, energy-score OOD detection."""
+    """Cluster quality on held-out inputs and, for images, energy-score OOD detection against the OOD
+    source's test images (`eval.ood_source`, by default Fashion-MNIST for MNIST and the reverse) and noise."""
     batch = config.eval.batch_size
     logits = batched_logits(objective.cluster_net, data.test, batch)
     metrics = cluster_metrics(logits.argmax(-1).numpy(), data.test_labels)
     if data.kind == "images" and config.eval.ood:
         score_in = torch.logsumexp(logits, -1)
-        fashion = to_tensor(load_fashion_test(cache), data.test.device)
-        noise = data.domain.uniform(len(fashion), torch.Generator(data.test.device).manual_seed(config.seed))
-        for name, inputs in (("fashion", fashion), ("noise", noise)):
-            metrics[f"ood_auroc_{name}"] = ood_auroc(
+        outside = {}
+        kind = config.eval.ood_source or DEFAULT_OOD.get(config.data.kind)
+        if kind is not None:
+            other = to_tensor(load_source(kind, None, False, cache).test.images, data.test.device)
+            if other.shape[1:] != data.test.shape[1:]:
+                raise UserError(
+                    f"eval.ood_source: {kind}'s images are {tuple(other.shape[1:])}, the data's "
+                    f"{tuple(data.test.shape[1:])}; choose an OOD source of the same shape"
+                )
+            outside[ood_metric(kind)] = other
+        generator = torch.Generator(data.test.device).manual_seed(config.seed)
+        count = len(next(iter(outside.values()))) if outside else len(data.test)  # as many as the OOD images
+        outside["ood_auroc_noise"] = data.domain.uniform(count, generator)
+        for name, inputs in outside.items():
+            metrics[name] = ood_auroc(
                 score_in, torch.logsumexp(batched_logits(objective.cluster_net, inputs, batch), -1)
             )
     return metrics
@@ -122,7 +132,8 @@ def picture(run: RunDir, objective: Objective, data: Unlabelled, seed: int) -> l
 def build_objective(config: PretrainConfig, data: Unlabelled, device: torch.device, seed: int) -> Objective:
     """Network, views, sampler and objective, all drawn from `seed`."""
     seed_everything(seed)
-    network = build_network(config.network.arch, config.network.clusters).to(device)
+    shape = tuple(data.test.shape[1:])
+    network = build_network(config.network.arch, config.network.clusters, shape).to(device)
     generator = torch.Generator(device).manual_seed(seed)
     context = SSLContext(data.domain, make_views(config.augment, data.kind, generator), config.sgld, generator)
     return make_objective(config.method, config.method_args, network, context)

@@ -33,6 +33,7 @@ PRETRAIN_KEYS = (
     "nmi",
     "cluster_accuracy",
     "ood_auroc_fashion",
+    "ood_auroc_mnist",
     "ood_auroc_noise",
     "train_steps",
     "train_seconds",
@@ -52,8 +53,8 @@ QUERY_NOTES = (
 PRETRAIN_NOTES = (
     "`nmi`: normalised mutual information of the argmax cluster and the true label on the held-out inputs. "
     "`cluster_accuracy`: accuracy after the best one-to-one matching of clusters to labels (Hungarian). "
-    "`ood_auroc_*`: AUROC of the score -E(x) = logsumexp of the cluster logits, MNIST test images "
-    "(in-distribution) against Fashion-MNIST test images or uniform noise on [-1, 1].",
+    "`ood_auroc_*`: AUROC of the score -E(x) = logsumexp of the cluster logits, the source's test images "
+    "(in-distribution) against the OOD source's test images (Fashion-MNIST for MNIST) or uniform noise.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt` (its network is "
     "what `networks.<name>.init` loads), `train_log.jsonl` (one row per step).",
 )
@@ -74,9 +75,9 @@ def plot_confusion(run: RunDir, name: str, confusion: list[list[int]], labels: l
     fig = Figure(figsize=(6, 5.5))
     ax = fig.subplots()
     ConfusionMatrixDisplay(np.array(confusion), display_labels=labels).plot(ax=ax, colorbar=False, values_format="d")
-    ax.set_title(f"{name}: concepts on the MNIST test images")
+    ax.set_title(f"{name}: concepts on the test images it reads")
     ax.set_xlabel("predicted concept (network alone)")
-    ax.set_ylabel("true digit")
+    ax.set_ylabel("true concept")
     return _save(run, fig, f"confusion_{name}.png")
 
 

@@ -8,7 +8,6 @@ import numpy as np
 
 from nesy_gedi.checkpoint import export_network
 from nesy_gedi.config import TaskConfig
-from nesy_gedi.data.mnist import load_mnist
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.metrics import classify, split_metrics
@@ -27,18 +26,18 @@ def _save_indices(path: str, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
-def label_ceiling(template: QueryTemplate, queries: QuerySet, concepts: np.ndarray) -> float:
+def label_ceiling(template: QueryTemplate, queries: QuerySet) -> float:
     """Share of the queries whose label is the program's most probable answer on the images' true concepts:
     the Acc(Y) a model with perfect concepts would reach on labels sampled from the program or read from
     files."""
     right = [
-        str(template.prediction(concepts[row].tolist())) == str(label)
-        for row, label in zip(queries.indices, queries.labels, strict=True)
+        str(template.prediction(row.tolist())) == str(label)
+        for row, label in zip(queries.concepts, queries.labels, strict=True)
     ]
     return float(np.mean(right))
 
 
-def evaluate(config: TaskConfig, task: Assembled, test_labels: np.ndarray, run: RunDir) -> tuple[dict, list[str]]:
+def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, list[str]]:
     """Answer and concept metrics per split, the run's class, confusion matrices, samples, exported networks."""
     metrics: dict = {}
     for name, queries in task.splits.items():  # "id" (the test queries) and, for a restricted task, "ood"
@@ -47,12 +46,12 @@ def evaluate(config: TaskConfig, task: Assembled, test_labels: np.ndarray, run: 
             task.template,
             queries,
             task.predicates,
-            task.images["test"],
-            test_labels,
+            task.tensors,
+            task.images.readers,
             config.eval.batch_size,
         )
         if config.data.labels != "program":  # labels may differ from the program's answer on the true concepts
-            metrics[name]["acc_y_ceiling"] = label_ceiling(task.template, queries, test_labels)
+            metrics[name]["acc_y_ceiling"] = label_ceiling(task.template, queries)
     domains = {p.network: [str(v) for v in p.domain] for p in task.program.neural_predicates}
     pictures = [
         plot_confusion(run, f"{net}{'' if split == 'id' else '_' + split}", found["confusion"], domains[net])
@@ -82,8 +81,7 @@ def evaluate(config: TaskConfig, task: Assembled, test_labels: np.ndarray, run: 
 def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False) -> dict:
     """Train and evaluate a program task in `run`; its metrics (`"status": "diverged"` if it was stopped)."""
     device, cache = start_run(config, run)
-    mnist = load_mnist(config.data.dir, cache, config.data.source)
-    task = assemble(config, mnist, device, cache)
+    task = assemble(config, device, cache)
     run.write_atomic(
         "queries.npz",
         lambda tmp: _save_indices(tmp, train=task.train_set.indices, **{k: v.indices for k, v in task.splits.items()}),
@@ -97,11 +95,9 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
         "method": config.method,
         "seed": config.seed,
         "command": command,
-        "data_source": mnist.source,
+        "data_source": task.images.description,
         "train_queries": len(task.train_set),
         **{f"{name}_queries": len(queries) for name, queries in task.splits.items()},
         **({"naming": task.naming.summary()} if task.naming else {}),
     }
-    return train_and_report(
-        config, run, trainer, header, lambda: evaluate(config, task, mnist.test.labels, run), QUERY_REPORT
-    )
+    return train_and_report(config, run, trainer, header, lambda: evaluate(config, task, run), QUERY_REPORT)

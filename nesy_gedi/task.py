@@ -16,10 +16,12 @@ from problog.logic import Term
 from nesy_gedi.args import check_args
 from nesy_gedi.checkpoint import is_pretraining_run, load_pretrained
 from nesy_gedi.config import PretrainConfig, TaskConfig, Where, load_config
-from nesy_gedi.data.mnist import Mnist, cache_folder, load_mnist, to_tensor
+from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.data.queries import QuerySet, build_query_set, ood_combinations
 from nesy_gedi.data.query_files import read_query_file
+from nesy_gedi.data.sources import SOURCES
 from nesy_gedi.errors import UserError
+from nesy_gedi.inputs import TaskImages, task_images
 from nesy_gedi.learners import QueryLearner
 from nesy_gedi.logic import make_engine
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
@@ -27,7 +29,7 @@ from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
 from nesy_gedi.naming import Naming, name_clusters
-from nesy_gedi.networks import ARCHITECTURES, build_network
+from nesy_gedi.networks import ARCHITECTURES, build_network, head_of, known_architecture
 from nesy_gedi.shortcuts import Shortcuts, find_shortcuts, training_combinations
 from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.ssl.sgld import Domain
@@ -45,10 +47,20 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     networks = config.networks if program_task else {"network": config.network}
     for name, spec in networks.items():
         loc = ("networks", name, "arch") if program_task else ("network", "arch")
-        if spec.arch not in ARCHITECTURES:
+        if not known_architecture(spec.arch):
             raise UserError(
-                f"{where(loc)}: unknown architecture '{spec.arch}'; known: {', '.join(sorted(ARCHITECTURES))}"
+                f"{where(loc)}: unknown architecture '{spec.arch}'; known: {', '.join(sorted(ARCHITECTURES))}, "
+                "or your own as `package.module:factory`"
             )
+    kinds = {("data", "sources", n, "kind"): s.kind for n, s in config.data.sources.items()} if program_task else {}
+    if not program_task and config.data.kind not in ("moons", "circles"):
+        kinds[("data", "kind")] = config.data.kind
+    if not program_task and config.eval.ood_source is not None:
+        kinds[("eval", "ood_source")] = config.eval.ood_source
+    for loc, kind in kinds.items():
+        if kind not in SOURCES:
+            known = ", ".join(sorted([*SOURCES, *([] if program_task or loc[0] == "eval" else ["circles", "moons"])]))
+            raise UserError(f"{where(loc)}: unknown source kind '{kind}'; known: {known}")
     if not program_task:
         return
     _check_data(config, where)
@@ -126,34 +138,33 @@ def sampler(template: QueryTemplate, seed: int, split: int) -> Callable[[Sequenc
     return draw
 
 
-def _from_files(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dict[str, QuerySet]:
+def _from_files(config: TaskConfig, template: QueryTemplate, images: TaskImages) -> dict[str, QuerySet]:
     """The splits of `data.query_files`: training rows index the training images, the others the test images;
     `data.train_size` / `test_size` / `ood_size` take the first rows."""
     files, data = config.data.query_files, config.data
     labels = template.labels()
     sets = {}
-    for split, path, images, size, key in (
-        ("train", files.train, mnist.train, data.train_size, "data.train_size"),
-        ("id", files.test, mnist.test, data.test_size, "data.test_size"),
-        ("ood", files.ood, mnist.test, data.ood_size, "data.ood_size"),
+    for split, path, part, size, key in (
+        ("train", files.train, "train", data.train_size, "data.train_size"),
+        ("id", files.test, "test", data.test_size, "data.test_size"),
+        ("ood", files.ood, "test", data.ood_size, "data.ood_size"),
     ):
         if path is None:
             continue
-        source = "train" if split == "train" else "test"
-        found = read_query_file(path, source, config.query.inputs, len(images.labels), labels, template.boolean)
+        found = read_query_file(path, part, template.counts, images.positions[part], labels, template.boolean)
         if size is not None and size > len(found):
             raise UserError(f"{key}={size}, but {path} has only {len(found)} queries; lower {key}")
-        sets[split] = found if size is None else QuerySet(source, found.indices[:size], found.labels[:size])
+        sets[split] = found if size is None else found.take(slice(0, size))
     return sets
 
 
-def query_sets(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dict[str, QuerySet]:
+def query_sets(config: TaskConfig, template: QueryTemplate, images: TaskImages) -> dict[str, QuerySet]:
     """Training queries, test queries ("id") and, for a task with `data.combinations`, the OOD queries
     (the other tuples over the same concepts, from the test images); or the splits of the query files.
     Labels come from the program's answer, from its distribution (`data.labels: sampled`), or the files."""
     data, per_query = config.data, template.images_per_query
     if data.labels == "files":
-        return _from_files(config, template, mnist)
+        return _from_files(config, template, images)
     for combination in data.combinations or []:
         if len(combination) != per_query:
             raise UserError(
@@ -162,35 +173,35 @@ def query_sets(config: TaskConfig, template: QueryTemplate, mnist: Mnist) -> dic
             )
     if data.ood_size and not data.combinations:
         raise UserError("data.ood_size: an OOD split needs data.combinations (the in-distribution tuples)")
-    seed = config.seed
+    seed, train, test = config.seed, images.positions["train"], images.positions["test"]
 
     def label(split: int) -> Callable[[Sequence[int]], Term]:
         return sampler(template, seed, split) if data.labels == "sampled" else template.label
 
     common = {"combinations": data.combinations, "balance": data.balance}
     sets = {
-        "train": build_query_set(
-            mnist.train, "train", per_query, data.train_size, seed, label(0), "data.train_size", **common
-        ),
-        "id": build_query_set(
-            mnist.test, "test", per_query, data.test_size, seed, label(1), "data.test_size", **common
-        ),
+        "train": build_query_set(train, "train", data.train_size, seed, label(0), "data.train_size", **common),
+        "id": build_query_set(test, "test", data.test_size, seed, label(1), "data.test_size", **common),
     }
     if data.ood_size:
         outside = ood_combinations(data.combinations)
-        sets["ood"] = build_query_set(
-            mnist.test, "test", per_query, data.ood_size, seed + 1, label(2), "data.ood_size", outside
-        )
+        sets["ood"] = build_query_set(test, "test", data.ood_size, seed + 1, label(2), "data.ood_size", outside)
     return sets
 
 
-def method_context(config: TaskConfig, train_set: QuerySet, images: dict[str, torch.Tensor]) -> MethodContext:
-    """The unlabelled pool (every training image of the task's queries), the domain [-1, 1] of MNIST
-    images, the task's view and sampler settings, and one RNG seeded by the task."""
-    pool = images["train"][torch.as_tensor(np.unique(train_set.indices), device=images["train"].device)]
-    low = torch.full(pool.shape[1:], -1.0, device=pool.device)
-    generator = torch.Generator(pool.device).manual_seed(config.seed)
-    return MethodContext(pool, Domain(low, -low), config.augment, config.sgld, generator)
+def method_context(
+    config: TaskConfig, train_set: QuerySet, images: TaskImages, tensors: dict[str, torch.Tensor]
+) -> MethodContext:
+    """Per network, the unlabelled pool (every training image it reads in the task's queries) and its input
+    domain (the box [-1, 1] of image pixels); the task's view and sampler settings; one RNG seeded by the task."""
+    pools, domains = {}, {}
+    for network, read in images.readers.items():
+        source = tensors[train_set.tensors[read[0]]]
+        pools[network] = source[torch.as_tensor(np.unique(train_set.indices[:, read]), device=source.device)]
+        low = torch.full(pools[network].shape[1:], -1.0, device=source.device)
+        domains[network] = Domain(low, -low)
+    device = next(iter(pools.values())).device
+    return MethodContext(pools, domains, config.augment, config.sgld, torch.Generator(device).manual_seed(config.seed))
 
 
 @dataclass(frozen=True)
@@ -199,10 +210,12 @@ class Assembled:
 
     program: Program
     template: QueryTemplate
+    images: TaskImages
     train_set: QuerySet
     splits: dict[str, QuerySet]
     """the evaluation query sets: `id` (test queries) and, for a restricted task, `ood`"""
-    images: dict[str, torch.Tensor]
+    tensors: dict[str, torch.Tensor]
+    """every split of every source, by tensor source name (`<source>_<split>`)"""
     method: Method
     predicates: dict[str, torch.nn.Module]
     """what each neural predicate reads (the method's view of the networks)"""
@@ -212,50 +225,59 @@ class Assembled:
     """how the pretrained clusters were named (`networks.<name>.naming`), if any network was"""
 
 
-def assemble(config: TaskConfig, mnist: Mnist, device: torch.device, cache: Path) -> Assembled:
-    """Program, queries, networks (seeded; started from `init:` runs), method and engine of a task."""
+def assemble(config: TaskConfig, device: torch.device, cache: Path) -> Assembled:
+    """Images, program, queries, networks (seeded; started from `init:` runs), method and engine of a task."""
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
     sizes = domain_sizes(program, config)
     template = QueryTemplate(program, **config.query.model_dump())
-    splits = query_sets(config, template, mnist)
+    images = task_images(config, template, sizes, cache)
+    splits = query_sets(config, template, images)
     train_set = splits.pop("train")
-    images = {"train": to_tensor(mnist.train.images, device), "test": to_tensor(mnist.test.images, device)}
+    tensors = images.tensors(device)
 
     seed_everything(config.seed)
-    networks = {name: build_network(spec.arch, sizes[name]) for name, spec in config.networks.items()}
+    networks = {}
     for name, spec in config.networks.items():
+        networks[name] = build_network(spec.arch, sizes[name], images.data[images.source_of[name]].shape, name)
         if spec.init:
             load_pretrained(networks[name], spec.init, f"networks.{name}.init")
         networks[name].to(device)
-    method = make_method(config.method, config.method_args, networks, method_context(config, train_set, images))
+    context = method_context(config, train_set, images, tensors)
+    method = make_method(config.method, config.method_args, networks, context)
     predicates = method.predicate_networks()
-    heads = {name: networks[name].head for name, spec in config.networks.items() if spec.init and spec.naming}
+    heads = {name: head_of(networks[name], name) for name, spec in config.networks.items() if spec.init and spec.naming}
     naming = (
-        name_clusters(
-            predicates, heads, sizes, template, train_set, config.data.combinations, images["train"], config.seed
-        )
+        name_clusters(predicates, heads, sizes, template, train_set, config.data.combinations, tensors, config.seed)
         if heads
         else None
     )
     engine = make_engine(
-        config.engine, program, predicates, images, config.train.param_lr, cache / "circuits", config.engine_circuits
+        config.engine, program, predicates, tensors, config.train.param_lr, cache / "circuits", config.engine_circuits
     )
-    learner = QueryLearner(engine, method, template, train_set, images["train"])
-    return Assembled(program, template, train_set, splits, images, method, predicates, engine, learner, naming)
+    learner = QueryLearner(engine, method, template, train_set, tensors, images.readers)
+    return Assembled(program, template, images, train_set, splits, tensors, method, predicates, engine, learner, naming)
 
 
-def task_shortcuts(config: TaskConfig, mnist: Mnist | None = None) -> tuple[list[tuple], Shortcuts]:
+def build_queries(config: TaskConfig) -> tuple[QueryTemplate, TaskImages, dict[str, QuerySet]]:
+    """A task's query template, images and query sets (`train`, `id`, and `ood` where there is one)."""
+    program = Program(config.program)
+    template = QueryTemplate(program, **config.query.model_dump())
+    images = task_images(config, template, domain_sizes(program, config), cache_folder(config.data.cache))
+    return template, images, query_sets(config, template, images)
+
+
+def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], Shortcuts]:
     """The task's training combinations of true concepts and its deterministic shortcuts. A task whose
-    queries come from files takes its combinations from the training file's images (so needs MNIST)."""
+    queries come from files takes its combinations from the training file's images (so loads its sources)."""
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
     template = QueryTemplate(program, **config.query.model_dump())
     sizes = domain_sizes(program, config)
     if config.data.labels == "files":
-        mnist = mnist or load_mnist(config.data.dir, cache_folder(config.data.cache), config.data.source)
-        train = _from_files(config, template, mnist)["train"]
-        combinations = sorted({tuple(mnist.train.labels[row].tolist()) for row in train.indices})
+        images = task_images(config, template, sizes, cache_folder(config.data.cache))
+        train = _from_files(config, template, images)["train"]
+        combinations = sorted({tuple(row) for row in train.concepts.tolist()})
     else:
         combinations = training_combinations(template, sizes, config.data.combinations)
     return combinations, find_shortcuts(program, template, sizes, combinations)

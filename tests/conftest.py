@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nesy_gedi.data.mnist import Mnist, load_mnist
+from nesy_gedi.data.images import ImageData
+from nesy_gedi.data.mnist import load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def mnist() -> Mnist:
+def mnist() -> ImageData:
     return load_mnist()
 
 

@@ -13,6 +13,7 @@ import torch
 from problog.logic import Constant
 
 from nesy_gedi.cli import main
+from nesy_gedi.data.queries import Position
 from nesy_gedi.data.query_files import read_query_file
 from nesy_gedi.errors import UserError
 from nesy_gedi.learners import symbolic_loss
@@ -20,7 +21,7 @@ from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
-from nesy_gedi.task import load_task, query_sets
+from nesy_gedi.task import build_queries, load_task
 
 from .conftest import ROOT
 
@@ -50,9 +51,9 @@ def test_a_true_false_query_is_labelled_true_or_false_by_the_program_with_negati
     template = QueryTemplate(program(tmp_path, PARITY), "even_sum(A, B)", None, PAIR)
     assert template.boolean and template.labels() == {"true", "false"}
     assert template.label([3, 5]) == TRUE and template.label([2, 5]) == FALSE
-    query = template.query("train", [4, 7], FALSE)
+    query = template.query(["train", "train"], [4, 7], FALSE)
     assert query.p == 0.0 and query.output_ind == () and str(query.query) == "even_sum(a,b)"
-    assert template.query("train", [4, 7], TRUE).p == 1.0
+    assert template.query(["train", "train"], [4, 7], TRUE).p == 1.0
 
 
 @pytest.mark.parametrize(
@@ -88,16 +89,15 @@ def noisy_task(tmp_path, task_file, **data):
 
 def test_sampled_labels_carry_exactly_the_programs_noise(tmp_path, task_file, mnist):
     config = load_task(noisy_task(tmp_path, task_file, train_size=4000, test_size=100))
-    first = query_sets(config, QueryTemplate(Program(config.program), **config.query.model_dump()), mnist)
-    template = QueryTemplate(Program(config.program), **config.query.model_dump())
-    again = query_sets(config, template, mnist)
+    first = build_queries(config)[2]
+    again = build_queries(config)[2]
     assert [str(x) for x in first["train"].labels] == [str(x) for x in again["train"].labels]  # same seed
     flipped = Counter(str(label) == "100" for label in first["train"].labels)[True] / 4000
     assert flipped == pytest.approx(0.25, abs=0.025)  # 3 standard deviations of a binomial(4000, 0.25) share
     sums = [int(mnist.train.labels[row].sum()) for row in first["train"].indices]
     assert all(str(label) in (str(s), "100") for label, s in zip(first["train"].labels, sums, strict=True))
     other = load_task(noisy_task(tmp_path, task_file, train_size=4000, test_size=100), {"seed": "1"})
-    moved = query_sets(other, template, mnist)["train"].labels
+    moved = build_queries(other)[2]["train"].labels
     assert [str(x) for x in moved] != [str(x) for x in first["train"].labels]
 
 
@@ -120,7 +120,7 @@ def test_balanced_true_false_queries(tmp_path, task_file, mnist):
         data={"balance": True, "train_size": 600, "test_size": 201},
     )
     config = load_task(path)
-    sets = query_sets(config, QueryTemplate(Program(config.program), **config.query.model_dump()), mnist)
+    sets = build_queries(config)[2]
     assert Counter(map(str, sets["train"].labels)) == {"true": 300, "false": 300}
     assert Counter(map(str, sets["id"].labels)) == {"true": 101, "false": 100}
     for row, label in zip(sets["train"].indices, sets["train"].labels, strict=True):
@@ -136,6 +136,11 @@ def test_a_small_less_run_beats_the_majority_class(tmp_path):
 
 
 # ---- query files --------------------------------------------------------------------------------------------
+
+
+def positions(labels: np.ndarray, count: int) -> list[Position]:
+    """`count` positions reading the same split, classes = concepts."""
+    return [Position("mnist_test", labels, np.arange(10))] * count
 
 
 def write_rows(path, rows: list[dict]) -> None:
@@ -156,7 +161,7 @@ def test_query_files_round_trip(tmp_path, suffix, mnist):
         total = int(mnist.test.labels[a[0]]) * 10 + int(mnist.test.labels[a[1]]) + int(mnist.test.labels[b[0]])
         rows.append({"A": " ".join(map(str, a)) if suffix == ".csv" else a, "B": b[0], "label": total})
     write_rows(path := tmp_path / f"q{suffix}", rows)
-    found = read_query_file(path, "test", inputs, 10_000, template.labels(), False)
+    found = read_query_file(path, "test", template.counts, positions(mnist.test.labels, 3), template.labels(), False)
     assert found.indices.tolist() == [[4 * q, 4 * q + 1, 4 * q + 2] for q in range(5)]
     assert [str(x) for x in found.labels] == [str(r["label"]) for r in rows]
 
@@ -164,7 +169,7 @@ def test_query_files_round_trip(tmp_path, suffix, mnist):
 @pytest.mark.parametrize(
     "content, expected",
     [
-        ("A,B,label\n0,1,7\n2,99999,5\n", r"q.csv:3: image index 99999 does not exist: the test split has 10000"),
+        ("A,B,label\n0,1,7\n2,99999,5\n", r"q.csv:3: image index 99999 does not exist: mnist_test has 10000 images"),
         ("A,B,label\n0,1,7\n2,3,19\n", r"q.csv:3: label '19' is not an answer the program can give"),
         ("A,B,label\n0,1,7\n2,3\n", r"q.csv:3: this row has another number of fields than the header"),
         ("A,C,label\n0,1,7\n", r"q.csv:2: expected the keys A, B, label .*missing B"),
@@ -177,14 +182,14 @@ def test_malformed_query_files_name_the_file_and_line(tmp_path, content, expecte
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     template = QueryTemplate(Program(ROOT / "programs" / "mnist_addition.pl"), "addition(A, B, S)", "S", PAIR)
     with pytest.raises(UserError, match=expected):
-        read_query_file(path, "test", PAIR, 10_000, template.labels(), False)
+        read_query_file(path, "test", template.counts, positions(np.zeros(10_000, int), 2), template.labels(), False)
 
 
 def test_malformed_json_lines_name_the_line(tmp_path):
     path = tmp_path / "q.jsonl"
     path.write_text('{"A": 0, "B": 1, "label": 7}\n{"A": 0, "B": \n')
     with pytest.raises(UserError, match=r"q.jsonl:2: not valid JSON"):
-        read_query_file(path, "train", PAIR, 60_000, {"7"}, False)
+        read_query_file(path, "train", {"A": 1, "B": 1}, positions(np.zeros(60_000, int), 2), {"7"}, False)
 
 
 def file_task(tmp_path, task_file, mnist, suffix=".csv"):
@@ -228,7 +233,7 @@ def test_query_file_keys_must_agree(tmp_path, task_file, capsys):
 
 def test_the_shipped_query_files_task_reads_its_files(mnist):
     config = load_task(ROOT / "tasks" / "mnist_add_files.yaml")
-    sets = query_sets(config, QueryTemplate(Program(config.program), **config.query.model_dump()), mnist)
+    sets = build_queries(config)[2]
     assert (len(sets["train"]), len(sets["id"])) == (6000, 1000) and "ood" not in sets
     for split, images in (("train", mnist.train), ("id", mnist.test)):
         sums = images.labels[sets[split].indices].sum(1)

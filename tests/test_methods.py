@@ -13,7 +13,8 @@ import torch
 from nesy_gedi.checkpoint import NETWORK
 from nesy_gedi.cli import main
 from nesy_gedi.config import PretrainConfig
-from nesy_gedi.data.mnist import default_cache_dir, load_mnist, to_tensor
+from nesy_gedi.data.images import to_tensor
+from nesy_gedi.data.mnist import default_cache_dir, load_mnist
 from nesy_gedi.learners import QueryLearner
 from nesy_gedi.methods import METHODS, TrainBatch
 from nesy_gedi.networks import build_network
@@ -109,7 +110,7 @@ def learner_for(engine: str, method: str) -> QueryLearner:
     """The learner `nesy-gedi run` would train, on the tiny task, with a network without batch norm
     (batch statistics would make two passes over the same batch differ)."""
     sets = {**TINY, "engine": engine, "method": method, "networks.mnist_net.arch": "mnist_lenet"}
-    task = assemble(load_task(TASK, sets), load_mnist(), torch.device("cpu"), default_cache_dir())
+    task = assemble(load_task(TASK, sets), torch.device("cpu"), default_cache_dir())
     net = task.method.networks["mnist_net"]
     task.learner.bind({"mnist_net": torch.optim.SGD(net.parameters(), lr=0.1)})
     return task.learner
@@ -190,10 +191,10 @@ def test_unlabeled_ssl_data_draws_its_own_batch_from_the_task_pool():
     learner = learner_for("compiled", "gedi")
     method = learner.method
     method.args = method.args.model_copy(update={"ssl_data": "unlabeled", "ssl_batch_size": 24})
-    batch = TrainBatch(images=learner.images[:16], step=0)
-    drawn = method._inputs(batch)
+    batch = TrainBatch(images=learner.images(np.arange(8)), step=0)
+    drawn = method._inputs(batch, "mnist_net")
     assert drawn.shape == (24, 1, 28, 28)
-    pool = method.context.pool.flatten(1)
+    pool = method.context.pools["mnist_net"].flatten(1)
     assert all((pool == image.flatten()).all(-1).any() for image in drawn)  # every image is from the pool
     assert len(pool) == len(np.unique(learner.train_set.indices))  # the pool: the task's training images
     terms, _ = method.loss_terms(batch)
@@ -204,14 +205,13 @@ def test_unlabeled_ssl_data_draws_its_own_batch_from_the_task_pool():
 def test_batch_statistics_setting_decides_what_moves_batch_norm(which, moved):
     task = assemble(
         load_task(TASK, {**TINY, "method_args.gedi.batch_statistics": which}),
-        load_mnist(),
         torch.device("cpu"),
         default_cache_dir(),
     )
     net = task.method.networks["mnist_net"].train()
     norm = net.encoder[1]
     before = norm.running_mean.clone()
-    task.method.loss_terms(TrainBatch(images=task.images["train"][:16], step=0))
+    task.method.loss_terms(TrainBatch(images={"mnist_net": task.tensors["mnist_train"][:16]}, step=0))
     assert (not torch.equal(norm.running_mean, before)) == moved
     assert norm.momentum == 0.1  # restored
 

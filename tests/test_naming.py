@@ -44,7 +44,8 @@ def named(task: str, order: list[int], misread: int = 0) -> tuple[Scrambled, obj
     images[:, 0, 0, 0] = digits.float()
     images[:misread, 0, 0, 0] = (digits[:misread] + 1) % len(order)
     indices = np.arange(len(digits)).reshape(len(combos), 2)
-    train = QuerySet("train", indices, [template.label(list(c)) for c in combos])
+    concepts = np.array(combos)
+    train = QuerySet("train", ("t", "t"), indices, concepts, [template.label(list(c)) for c in combos])
     net = Scrambled(order)
     naming = name_clusters(
         {"mnist_net": net},
@@ -53,7 +54,7 @@ def named(task: str, order: list[int], misread: int = 0) -> tuple[Scrambled, obj
         template,
         train,
         config.data.combinations,
-        images,
+        {"t": images},
         seed=0,
     )
     return net, naming, images

@@ -190,7 +190,7 @@ def test_init_that_is_not_a_run_folder_is_a_clear_error(tmp_path, task_file, cap
         ("network.arch=resnet", r"unknown architecture 'resnet'"),
         ("augment.jiter=0.2", r"--set augment.jiter=0.2: no such key"),
         ("sgld.steps=0", r"--set sgld.steps=0: Input should be greater than 0"),
-        ("data.source=cifar", r"--set data.source=cifar: Input should be 'mnist', 'moons' or 'circles'"),
+        ("data.kind=cifar", r"--set data.kind=cifar: unknown source kind 'cifar'; known: cifar10, circles"),
     ],
 )
 def test_bad_pretrain_input_is_one_clear_message(override, expected, capsys, tmp_path):

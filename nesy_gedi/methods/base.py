@@ -22,20 +22,21 @@ class MethodArgs(BaseModel):
 class TrainBatch:
     """What one optimiser step sees besides the queries: their images, for the networks' own terms."""
 
-    images: torch.Tensor
-    """every image of the batch's queries, (B * images per query, 1, 28, 28)"""
+    images: dict[str, torch.Tensor]
+    """per network, every image of the batch's queries it reads, (B * its positions, C, H, W)"""
     step: int
     """optimiser steps taken before this one"""
 
 
 @dataclass(frozen=True)
 class MethodContext:
-    """What a method may use besides the networks: the task's unlabelled image pool, the view and sampler
-    settings of the task (`augment:`, `sgld:`), and one seeded RNG for everything it draws."""
+    """What a method may use besides the networks: per network, its unlabelled image pool and input domain;
+    the view and sampler settings of the task (`augment:`, `sgld:`), and one seeded RNG for everything it
+    draws."""
 
-    pool: torch.Tensor
-    """every training image of the task's queries, without labels (`ssl_data: unlabeled`)"""
-    domain: Domain
+    pools: dict[str, torch.Tensor]
+    """per network, every training image it reads in the task's queries, without labels (`ssl_data: unlabeled`)"""
+    domains: dict[str, Domain]
     augment: AugmentSpec
     sgld: SGLDSpec
     generator: torch.Generator

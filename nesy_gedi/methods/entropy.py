@@ -24,6 +24,6 @@ class Entropy(Method):
         several = len(self.networks) > 1
         terms: dict[str, torch.Tensor] = {}
         for name, net in self.networks.items():
-            term = self.args.weight * (1 - marginal_entropy(net(batch.images)))
+            term = self.args.weight * (1 - marginal_entropy(net(batch.images[name])))
             terms.update(prefixed({"entropy": term}, name, several))
         return terms, {}

@@ -12,6 +12,7 @@ from pydantic import Field, NonNegativeFloat, PositiveInt
 from torch import nn
 
 from nesy_gedi.methods.base import Method, MethodArgs, MethodContext, TrainBatch, prefixed
+from nesy_gedi.networks import head_of
 
 
 class ReconArgs(MethodArgs):
@@ -20,7 +21,7 @@ class ReconArgs(MethodArgs):
 
 
 class Decoder(nn.Module):
-    """Concept distribution (c) -> hidden -> image in [-1, 1]."""
+    """Concept distribution (c) -> hidden -> image in [-1, 1], of the network's own input shape."""
 
     def __init__(self, concepts: int, hidden: int, shape: torch.Size) -> None:
         super().__init__()
@@ -36,16 +37,17 @@ class Recon(Method):
 
     def __init__(self, args: ReconArgs, networks: dict[str, nn.Module], context: MethodContext) -> None:
         super().__init__(args, networks, context)
-        shape = context.pool.shape[1:]
         for name, net in networks.items():
-            concepts = net.head.out_features
-            self.modules[f"{name}_decoder"] = Decoder(concepts, args.hidden, shape).to(context.pool.device)
+            pool = context.pools[name]
+            concepts = head_of(net, name).out_features
+            self.modules[f"{name}_decoder"] = Decoder(concepts, args.hidden, pool.shape[1:]).to(pool.device)
 
     def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         several = len(self.networks) > 1
         terms: dict[str, torch.Tensor] = {}
         for name, net in self.networks.items():
-            rebuilt = self.modules[f"{name}_decoder"](torch.softmax(net(batch.images), -1))
-            error = (rebuilt - batch.images).pow(2).mean()
+            images = batch.images[name]
+            rebuilt = self.modules[f"{name}_decoder"](torch.softmax(net(images), -1))
+            error = (rebuilt - images).pow(2).mean()
             terms.update(prefixed({"recon": self.args.weight * error}, name, several))
         return terms, {}

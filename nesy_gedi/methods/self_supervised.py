@@ -59,10 +59,11 @@ class SelfSupervised(Method):
         super().__init__(args, networks, context)
         cls = OBJECTIVES[self.objective]
         objective_args = cls.Args.model_validate(args.model_dump(include=set(cls.Args.model_fields)))
-        ssl = SSLContext(
-            context.domain, make_views(context.augment, "images", context.generator), context.sgld, context.generator
-        )
-        self.objectives: dict[str, Objective] = {name: cls(objective_args, net, ssl) for name, net in networks.items()}
+        views = make_views(context.augment, "images", context.generator)
+        self.objectives: dict[str, Objective] = {
+            name: cls(objective_args, net, SSLContext(context.domains[name], views, context.sgld, context.generator))
+            for name, net in networks.items()
+        }
         generative = any(objective.generative for objective in self.objectives.values())
         self.progress = ("energy_gap",) if generative and len(networks) == 1 else ()
         self._last: dict[str, dict[str, float]] = {}
@@ -70,22 +71,22 @@ class SelfSupervised(Method):
     def predicate_networks(self) -> dict[str, nn.Module]:
         return {name: objective.cluster_net for name, objective in self.objectives.items()}
 
-    def _inputs(self, batch: TrainBatch) -> torch.Tensor:
+    def _inputs(self, batch: TrainBatch, name: str) -> torch.Tensor:
+        """What network `name`'s objective sees: its images of the batch, or a draw from its pool."""
         if self.args.ssl_data == "queries":
-            return batch.images
-        pool, generator = self.context.pool, self.context.generator
-        n = self.args.ssl_batch_size or len(batch.images)
+            return batch.images[name]
+        pool, generator = self.context.pools[name], self.context.generator
+        n = self.args.ssl_batch_size or len(batch.images[name])
         return pool[torch.randint(len(pool), (n,), generator=generator, device=pool.device)]
 
     def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        x = self._inputs(batch)
         several = len(self.objectives) > 1
         terms: dict[str, torch.Tensor] = {}
         info: dict[str, float] = {}
         for name, objective in self.objectives.items():
             keep = self.args.batch_statistics == "queries"
             with running_statistics_kept(objective.network) if keep else nullcontext():
-                own_terms, own_info = objective.loss_terms(x, batch.step)
+                own_terms, own_info = objective.loss_terms(self._inputs(batch, name), batch.step)
             self._last[name] = own_info
             terms.update(prefixed({k: self.args.weight * v for k, v in own_terms.items()}, name, several))
             info.update(prefixed(own_info, name, several))

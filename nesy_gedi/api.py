@@ -1,0 +1,100 @@
+"""The Python API: what the command line does, callable from a script or a notebook.
+
+```python
+import nesy_gedi
+task = nesy_gedi.load_task("tasks/mnist_add.yaml", seed=3, train={"iterations": 500})
+metrics = task.train()            # a run folder under runs/, the metrics returned
+print(metrics["task_accuracy"], metrics["concept_accuracy"])
+```
+
+Overrides are keyword arguments: a task key's value, or a mapping for a section (`train={...}`), or a
+dotted key through `overrides={"train.iterations": 500}`. `ProgramModule` (the program as a torch module)
+is the piece for your own training loop.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nesy_gedi.config import PretrainConfig, TaskConfig
+from nesy_gedi.errors import UserError
+from nesy_gedi.pretrain import pretrain
+from nesy_gedi.run import run_task
+from nesy_gedi.rundir import CONFIG, RunDir
+from nesy_gedi.shortcuts import Shortcuts
+from nesy_gedi.task import load_task as checked_config
+from nesy_gedi.task import task_shortcuts
+
+
+def _dotted(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Keyword overrides as the `--set` items they stand for (each value as YAML text)."""
+    found = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            found.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return found
+
+
+class Task:
+    """A loaded, checked task: train it (program task or pretraining), or count its shortcuts."""
+
+    def __init__(self, config: TaskConfig | PretrainConfig, folder: Path | None = None) -> None:
+        self.config = config
+        self.folder = folder
+        """the run folder of the last `train` (or the one resumed)"""
+
+    @property
+    def is_pretraining(self) -> bool:
+        return isinstance(self.config, PretrainConfig)
+
+    def default_folder(self) -> Path:
+        c = self.config
+        return Path("runs") / c.name / f"{c.method}-seed{c.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def train(self, out: str | Path | None = None, command: str = "nesy_gedi Python API") -> dict:
+        """Train and evaluate in `out` (default: runs/<task>/<method>-seed<N>-<time>; a folder of this task's
+        `resume` continues); the run's metrics (`"status": "diverged"` when it was stopped)."""
+        resuming = self.folder is not None and out is None and (self.folder / CONFIG).is_file()
+        folder = self.folder if resuming else Path(out) if out else self.default_folder()
+        run = RunDir(folder)
+        self.folder = folder
+        execute = pretrain if self.is_pretraining else run_task
+        try:
+            return execute(self.config, run, command, resume=resuming)
+        except UserError:
+            if not resuming:
+                run.discard_if_unstarted()
+            raise
+
+    def shortcuts(self) -> tuple[list[tuple], Shortcuts]:
+        """The training combinations of true concepts and the task's deterministic shortcuts."""
+        if self.is_pretraining:
+            raise UserError("shortcuts: a pretraining task has no program")
+        return task_shortcuts(self.config)
+
+
+def load_task(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    kind: type[TaskConfig | PretrainConfig] | None = None,
+    sets: dict[str, str] | None = None,
+    **values: Any,
+) -> Task:
+    """A task file with overrides (keyword values, dotted `overrides`, and `sets`: dotted keys with YAML text
+    as `--set` gives them), validated and checked."""
+    items = {**_dotted(values), **_dotted(overrides or {}), **(sets or {})}
+    return Task(checked_config(path, items, kind))
+
+
+def resume(folder: str | Path, kind: type[TaskConfig | PretrainConfig] | None = None) -> Task:
+    """An interrupted run folder, to continue with `train()`."""
+    folder = Path(folder)
+    if not (folder / CONFIG).is_file():
+        raise UserError(f"--resume {folder}: not a run folder (no {CONFIG})")
+    return Task(checked_config(folder / CONFIG, kind=kind), folder)

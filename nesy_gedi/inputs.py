@@ -1,0 +1,121 @@
+"""A program task's images: the sources its query inputs read, which positions each network reads, and
+what concept every image is for those networks.
+
+A query input reads one source (`query.inputs`: the first of `data.sources` unless it names another); one
+image may feed several neural predicates and networks. Which positions a network reads is found from the
+program (`QueryTemplate.readers`), so a network is scored and trained on exactly the images it sees. Its
+domain value i stands for the source's class i, or for the class named `networks.<name>.classes[i]`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nesy_gedi.config import TaskConfig
+from nesy_gedi.data.images import ImageData, to_tensor
+from nesy_gedi.data.queries import Position
+from nesy_gedi.data.sources import load_source
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.query import QueryTemplate
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class TaskImages:
+    data: dict[str, ImageData]
+    """the loaded sources, by the task's name for them"""
+    positions: dict[str, list[Position]]
+    """per split (`train`, `test`), where each position of a query reads its images"""
+    readers: dict[str, list[int]]
+    """per network, the positions it reads"""
+    source_of: dict[str, str]
+    """per network, the source it reads"""
+
+    def tensors(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """Every split of every source in the networks' input domain, by tensor source name."""
+        return {
+            f"{name}_{split}": to_tensor(getattr(data, split).images, device)
+            for name, data in self.data.items()
+            for split in SPLITS
+        }
+
+    @property
+    def description(self) -> str:
+        return "; ".join(f"{name}: {data.source}" for name, data in self.data.items())
+
+
+def _concepts(config: TaskConfig, network: str, data: ImageData, size: int, source: str) -> np.ndarray:
+    """Source class label -> the network's domain index (-1 for classes outside its domain)."""
+    named = config.networks[network].classes
+    concept = np.full(len(data.classes), -1, dtype=np.int64)
+    if named is None:
+        concept[: min(size, len(data.classes))] = np.arange(min(size, len(data.classes)))
+        return concept
+    if len(named) != size:
+        raise UserError(f"networks.{network}.classes: {len(named)} names for a domain of {size} values")
+    for value, name in enumerate(named):
+        if name not in data.classes:
+            raise UserError(
+                f"networks.{network}.classes: '{name}' is not a class of source '{source}' ({', '.join(data.classes)})"
+            )
+        concept[data.classes.index(name)] = value
+    return concept
+
+
+def task_images(config: TaskConfig, template: QueryTemplate, sizes: dict[str, int], cache: Path) -> TaskImages:
+    """Load the sources the inputs read and map every position's classes to its readers' concepts."""
+    first = next(iter(config.data.sources))
+    names = [source or first for source in template.sources]
+    for name in dict.fromkeys(names):
+        if name not in config.data.sources:
+            raise UserError(f"query.inputs: source '{name}' is not in data.sources ({', '.join(config.data.sources)})")
+    data = {}
+    for name in dict.fromkeys(names):
+        spec = config.data.sources[name]
+        data[name] = load_source(spec.kind, spec.path, spec.download, cache)
+    readers = template.readers
+    for network in config.networks:
+        if network not in readers:
+            raise UserError(f"networks.{network}: the query never reaches its predicates; remove it or use it")
+    source_of = {}
+    for network, read in readers.items():
+        used = sorted({names[p] for p in read})
+        if len(used) > 1:
+            raise UserError(
+                f"networks.{network}: reads images of two sources ({', '.join(used)}); give each source its own "
+                "network (a network has one input shape and one class mapping)"
+            )
+        source_of[network] = used[0]
+    concept_at: list[np.ndarray | None] = [None] * len(names)
+    for network, read in readers.items():
+        mapping = _concepts(config, network, data[source_of[network]], sizes[network], source_of[network])
+        for p in read:
+            if concept_at[p] is not None and not np.array_equal(concept_at[p], mapping):
+                raise UserError(
+                    f"networks.{network}: reads an image another network reads with other classes; give both the "
+                    "same `classes`"
+                )
+            concept_at[p] = mapping
+    for p, mapping in enumerate(concept_at):
+        if mapping is None:  # a position no network reads: its images still need a class -> concept map
+            concept_at[p] = np.arange(len(data[names[p]].classes))
+    for a, b in itertools.combinations(range(len(names)), 2):
+        if names[a] == names[b] and not np.array_equal(concept_at[a], concept_at[b]):
+            raise UserError(
+                f"query.inputs: two inputs read source '{names[a]}' through networks with different classes; "
+                "give them one mapping, or separate sources"
+            )
+    positions = {
+        split: [
+            Position(f"{name}_{split}", getattr(data[name], split).labels, concept)
+            for name, concept in zip(names, concept_at, strict=True)
+        ]
+        for split in SPLITS
+    }
+    return TaskImages(data, positions, readers, source_of)

@@ -1,0 +1,65 @@
+"""A program as a `torch.nn.Module` (as scallopy does): the networks' outputs in, the probability of every
+answer out, through the compiled engine's circuit, differentiable, so the program drops into any training
+loop. The circuit is DeepProbLog's (grounding and SDD by its `ExactEngine` machinery), compiled once for
+the query's shape and cached on disk like the engine's."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from deepproblog.query import Query
+from torch import nn
+
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.compiled_engine import CompiledEngine
+from nesy_gedi.logic.program import Program
+from nesy_gedi.logic.query import QueryTemplate
+
+
+class ProgramModule(nn.Module):
+    """`ProgramModule(program, "addition(A, B, Sum)", "Sum", {"A": "image", "B": "image"})`, then
+    `module({"A": p_a, "B": p_b})` with each input's distribution over its predicate's domain (batch, domain)
+    (an input of N images: (batch, N, domain)) returns (batch, answers): p(answer) for every value in
+    `module.answers`. A true/false query (`output` None) has the one answer `true`. An input that two
+    networks read is given per network: `{("digit_net", "A"): ..., ("parity_net", "A"): ...}`. The
+    program's learnable `t(p)` probabilities are `nn.Parameter`s of the module."""
+
+    def __init__(
+        self,
+        program: str | Path | Program,
+        term: str,
+        output: str | None,
+        inputs: Mapping[str, str | int],
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.program = program if isinstance(program, Program) else Program(program)
+        self.template = QueryTemplate(self.program, term, output, inputs)
+        networks = {p.network: nn.Identity() for p in self.program.neural_predicates}
+        engine = CompiledEngine(self.program, networks, {}, 0.0, Path(cache_dir) if cache_dir else None)
+        ind = () if self.template.boolean else (self.template.output_index,)
+        self.circuit, _ = engine.program_for(Query(self.template.term, output_ind=ind), all_answers=True)
+        self.names = list(self.circuit.answers)
+        self.answers = [self.circuit.outputs[name] for name in self.names]
+        """the answer each output column stands for"""
+        self.parameters_t = nn.ParameterList(
+            [nn.Parameter(torch.tensor(float(p), dtype=torch.get_default_dtype())) for p in engine.model.parameters]
+        )
+        placeholder = {str(ph): p for p, ph in enumerate(self.template.images)}
+        owner = [(name, k) for name, count in self.template.counts.items() for k in range(count)]
+        self._leaves = {leaf: owner[placeholder[leaf[1]]] for leaf in self.circuit.plan().leaves}
+        """(network, placeholder) -> (input variable, image index within it)"""
+
+    def _leaf(self, probabilities: Mapping, network: str, input_name: str, k: int) -> torch.Tensor:
+        found = probabilities.get((network, input_name), probabilities.get(input_name))
+        if found is None:
+            raise UserError(f"ProgramModule: no probabilities for input '{input_name}' (read by {network})")
+        count = self.template.counts[input_name]
+        return found[:, k] if count > 1 or found.ndim == 3 else found
+
+    def forward(self, probabilities: Mapping[str | tuple[str, str], torch.Tensor]) -> torch.Tensor:
+        leaves = {leaf: self._leaf(probabilities, leaf[0], *where) for leaf, where in self._leaves.items()}
+        values = self.circuit.run(leaves, list(self.parameters_t))
+        return torch.stack([values[name] for name in self.names], -1)

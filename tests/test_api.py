@@ -1,0 +1,155 @@
+"""The Python API, the program as a torch module, tasks over two sources, and networks from user code."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+import yaml
+from deepproblog.query import Query
+from problog.logic import Constant, Term, Var
+
+import nesy_gedi
+from nesy_gedi.cli import main
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.program import Program
+
+from .conftest import ROOT
+from .test_compiled_engine import TRUE_FALSE, Lookup, engines
+
+SMALL = {"data": {"train_size": 64, "test_size": 32}, "train": {"iterations": 4, "batch_size": 8}}
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def test_program_module_equals_deepproblog_probabilities_and_gradients(float64):
+    program = Program(ROOT / "programs" / "mnist_addition.pl")
+    module = nesy_gedi.ProgramModule(program, "addition(A, B, Sum)", "Sum", {"A": "image", "B": "image"})
+    dpl, _ = engines(program, {"mnist_net": 10}, 12)
+    table = dpl.networks["mnist_net"].table
+    queries = []
+    for i in range(6):
+        substitution = {Term(p): Term("tensor", Term("train", Constant(2 * i + k))) for k, p in enumerate("ab")}
+        queries.append(Query(Term("addition", Term("a"), Term("b"), Var("S")), substitution, output_ind=(2,)))
+    solved = dpl.model.solve(queries)
+    p_dpl = torch.stack(
+        [torch.stack([torch.as_tensor(r.result.get(Term("addition", *q.substitute().query.args[:2], a), 0.0))
+                      for a in module.answers]) for r, q in zip(solved, queries, strict=True)]
+    )  # fmt: skip
+    mine = Lookup(12, 10)
+    mine.table.data.copy_(table.data)
+    pairs = torch.arange(12).view(6, 2)
+    p_ours = module({"A": torch.softmax(mine(pairs[:, 0]), -1), "B": torch.softmax(mine(pairs[:, 1]), -1)})
+    assert torch.allclose(p_ours, p_dpl.detach(), atol=1e-6, rtol=0)
+    # gradients of the log-probability of each pair's most probable sum, through both
+    best = p_dpl.detach().argmax(1)
+    p_dpl[torch.arange(6), best].log().sum().backward()
+    p_ours[torch.arange(6), best].log().sum().backward()
+    assert torch.allclose(table.grad, mine.table.grad, atol=1e-6, rtol=0)
+
+
+def test_program_module_of_a_true_false_query_with_two_networks(tmp_path, float64):
+    path = tmp_path / "p.pl"
+    path.write_text(TRUE_FALSE)
+    module = nesy_gedi.ProgramModule(path, "agree(A, B)", None, {"A": "image", "B": "image"})
+    assert [str(a) for a in module.answers] == ["true"]
+    dpl, _ = engines(Program(path), {"digit_net": 10, "parity_net": 2}, 4)
+    made = [
+        Query(Term("agree", Term("x0"), Term("x1")),
+              {Term(f"x{k}"): Term("tensor", Term("train", Constant(2 * i + k))) for k in range(2)}, output_ind=())
+        for i in range(2)
+    ]  # fmt: skip
+    expected = dpl.probabilities(made)
+    digits, parity = dpl.networks["digit_net"], dpl.networks["parity_net"]
+    ids = torch.arange(4).view(2, 2)
+    inputs = {
+        (net, name): torch.softmax(table(ids[:, k]), -1)
+        for net, table in (("digit_net", digits), ("parity_net", parity))
+        for k, name in enumerate("AB")
+    }
+    assert torch.allclose(module(inputs)[:, 0], expected, atol=1e-6, rtol=0)
+
+
+def test_load_task_train_and_resume_from_python(tmp_path):
+    task = nesy_gedi.load_task(ROOT / "tasks" / "mnist_add.yaml", seed=2, **SMALL, overrides={"eval.batch_size": 16})
+    assert (task.config.seed, task.config.train.iterations, task.config.eval.batch_size) == (2, 4, 16)
+    metrics = task.train(out=tmp_path / "run")
+    assert metrics["status"] == "finished" and (tmp_path / "run" / "metrics.json").is_file()
+    again = nesy_gedi.resume(tmp_path / "run")
+    assert again.train()["train_steps"] == 4  # resumed at its end: nothing more to train
+    with pytest.raises(UserError, match="unknown method"):
+        nesy_gedi.load_task(ROOT / "tasks" / "mnist_add.yaml", method="nope")
+
+
+def test_the_api_example_runs(tmp_path):
+    spec = importlib.util.spec_from_file_location("python_api", ROOT / "examples" / "python_api.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    metrics = example.task_from_python(20, tmp_path / "run")
+    assert metrics["status"] == "finished"
+    assert 0.0 <= example.program_in_your_loop(40) <= 1.0
+
+
+def test_a_task_over_two_sources_trains_on_real_mnist_and_fashion_mnist(tmp_path):
+    task = nesy_gedi.load_task(ROOT / "tasks" / "mnist_fashion_stock.yaml", **SMALL)
+    metrics = task.train(out=tmp_path / "run")
+    assert metrics["status"] == "finished"
+    assert set(metrics["id"]["concepts"]) == {"digit_net", "item_net"}
+    item = metrics["id"]["concepts"]["item_net"]["confusion"]
+    assert sum(map(sum, item)) == 32  # the item network is scored on the Fashion images alone
+    assert "fashion" in metrics["data_source"] and "mnist" in metrics["data_source"]
+
+
+def user_task(task_file, **network):
+    return task_file(networks={"mnist_net": network}, data={"train_size": 32, "test_size": 16})
+
+
+def test_a_network_from_user_code_by_import_path(task_file, tmp_path):
+    path = user_task(task_file, arch="tests.user_networks:tiny_mlp")
+    metrics = nesy_gedi.load_task(path, train={"iterations": 3}).train(out=tmp_path / "run")
+    assert metrics["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        ({"networks": {"mnist_net": {"arch": "tests.user_networks:nothing"}}}, r"cannot import tests.user_networks"),
+        ({"networks": {"mnist_net": {"arch": "tests.user_networks:wrong_shape"}}}, r"must return logits of shape"),
+        ({"networks": {"mnist_net": {"arch": "small_cnn"}}}, r"small_cnn cannot read inputs of shape \(1, 28, 28\)"),
+        (
+            {
+                "networks": {
+                    "mnist_net": {"arch": "mnist_lenet", "classes": ["0", "1", "x", "3", "4", "5", "6", "7", "8", "9"]}
+                }
+            },
+            r"networks.mnist_net.classes: 'x' is not a class of source 'mnist'",
+        ),  # fmt: skip
+        ({"data": {"sources": {"mnist": {"kind": "mnist_plus"}}}}, r"unknown source kind 'mnist_plus'"),
+        (
+            {"data": {"sources": {"mine": {"kind": "npz", "path": "missing.npz"}}}},
+            r"missing.npz: npz file not found",
+        ),
+        (
+            {"query": {"term": "addition(A, B, Sum)", "output": "Sum", "inputs": {"A": "image", "B": {"source": "x"}}}},
+            r"query.inputs: source 'x' is not in data.sources \(mnist\)",
+        ),
+    ],
+)
+def test_bad_sources_mappings_and_networks_are_one_message(task_file, capsys, tmp_path, edit, expected):
+    path = task_file()
+    data = yaml.safe_load(path.read_text())
+    for key, value in edit.items():
+        data[key] = {**data.get(key, {}), **value} if key == "data" else value
+    path.write_text(yaml.safe_dump(data))
+    code = main(["run", str(path), "--set", "train.iterations=1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert __import__("re").search(expected, err), err
+    assert not (tmp_path / "run").exists()
