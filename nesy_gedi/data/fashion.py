@@ -8,7 +8,6 @@ root needed). The MD5 of the uncompressed file must be the canonical one.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nesy_gedi.data.images import ImageData, Split
-from nesy_gedi.data.mnist import parse_idx
+from nesy_gedi.data.mnist import parse_idx, read_files
 from nesy_gedi.errors import UserError
 
 FILES = {
@@ -32,19 +31,6 @@ CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 UNPACKED = Path("fashion-mnist") / "usr/share/datasets/fashion-mnist"
-
-
-def _read(folder: Path) -> dict[str, bytes] | None:
-    """The four files, plain or gzipped, from a folder; None if any is missing."""
-    found = {}
-    for key, (name, _) in FILES.items():
-        if (folder / name).is_file():
-            found[key] = (folder / name).read_bytes()
-        elif (folder / f"{name}.gz").is_file():
-            found[key] = gzip.decompress((folder / f"{name}.gz").read_bytes())
-        else:
-            return None
-    return found
 
 
 def _unpack_debian(cache: Path) -> Path:
@@ -74,7 +60,7 @@ def load_fashion(cache: Path, folder: str | Path | None = None) -> ImageData:
     folders = [Path(f) for f in (folder, os.environ.get("NESY_GEDI_FASHION")) if f] + [SYSTEM_DIR]
     raw = None
     for candidate in folders:
-        raw = _read(candidate)
+        raw = read_files(candidate, FILES)
         if raw is not None:
             where = str(candidate)
             break
@@ -82,7 +68,7 @@ def load_fashion(cache: Path, folder: str | Path | None = None) -> ImageData:
     else:
         try:
             unpacked = _unpack_debian(cache)
-            raw, where = _read(unpacked), f"Debian package {DEBIAN_PACKAGE} in {cache}"
+            raw, where = read_files(unpacked, FILES), f"Debian package {DEBIAN_PACKAGE} in {cache}"
         except (OSError, subprocess.SubprocessError) as exc:
             attempts.append(f"  - Debian package {DEBIAN_PACKAGE} into {cache}: {type(exc).__name__}: {exc}")
     if raw is None:

@@ -79,16 +79,25 @@ def decode(files: dict[str, bytes], source: str, verify: bool = True) -> ImageDa
     )
 
 
+def plain_or_gz(path: Path) -> bytes | None:
+    """A file's bytes, or its `.gz` sibling's decompressed; None when neither exists."""
+    if path.is_file():
+        return path.read_bytes()
+    packed = path.with_name(path.name + ".gz")
+    return gzip.decompress(packed.read_bytes()) if packed.is_file() else None
+
+
+def read_files(folder: Path, files: dict[str, tuple[str, str]]) -> dict[str, bytes] | None:
+    """Every file of `files` (key -> (name, MD5)) from a folder, plain or gzipped; None if one is missing."""
+    found = {key: plain_or_gz(folder / name) for key, (name, _) in files.items()}
+    return None if None in found.values() else found
+
+
 def _read_dir(folder: Path) -> dict[str, bytes] | None:
     """The four files from a folder of plain or gzipped IDX files, or its `MNIST/raw` / `raw` subfolder."""
     for base in (folder, folder / "MNIST" / "raw", folder / "raw"):
-        found = {}
-        for key, (name, _) in FILES.items():
-            if (base / name).is_file():
-                found[key] = (base / name).read_bytes()
-            elif (base / f"{name}.gz").is_file():
-                found[key] = gzip.decompress((base / f"{name}.gz").read_bytes())
-        if len(found) == len(FILES):
+        found = read_files(base, FILES)
+        if found is not None:
             return found
     return None
 

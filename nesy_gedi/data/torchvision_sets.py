@@ -9,7 +9,6 @@ MD5 is not the real download's; the downloader checks those MD5s itself.
 
 from __future__ import annotations
 
-import gzip
 import io
 import pickle
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nesy_gedi.data.images import ImageData, Split
-from nesy_gedi.data.mnist import parse_idx
+from nesy_gedi.data.mnist import parse_idx, plain_or_gz
 from nesy_gedi.errors import UserError
 
 KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
@@ -26,11 +25,10 @@ LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
 
 
 def _idx(folder: Path, name: str) -> np.ndarray:
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            raw = candidate.read_bytes()
-            return parse_idx(gzip.decompress(raw) if candidate.suffix == ".gz" else raw, str(candidate))
-    raise FileNotFoundError(f"{folder / name}(.gz)")
+    raw = plain_or_gz(folder / name)
+    if raw is None:
+        raise FileNotFoundError(f"{folder / name}(.gz)")
+    return parse_idx(raw, str(folder / name))
 
 
 def _kmnist(root: Path) -> ImageData:
