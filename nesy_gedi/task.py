@@ -81,8 +81,16 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
 
 
 def _check_data(config: TaskConfig, where: Where) -> None:
-    """Where labels come from must fit the other data keys."""
+    """Every input's source must be one of `data.sources`, and where labels come from must fit the other
+    data keys."""
     data = config.data
+    for name, spec in config.query.inputs.items():
+        source = getattr(spec, "source", None)
+        if source is not None and source not in data.sources:
+            raise UserError(
+                f"{where(('query', 'inputs', name, 'source'))}: source '{source}' is not in data.sources "
+                f"({', '.join(data.sources)})"
+            )
     if data.labels == "files":
         if data.query_files is None:
             raise UserError(f"{where(('data', 'labels'))}: `files` needs data.query_files: {{train: ..., test: ...}}")

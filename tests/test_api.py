@@ -138,7 +138,7 @@ def test_a_network_from_user_code_by_import_path(task_file, tmp_path):
         ),
         (
             {"query": {"term": "addition(A, B, Sum)", "output": "Sum", "inputs": {"A": "image", "B": {"source": "x"}}}},
-            r"query.inputs: source 'x' is not in data.sources \(mnist\)",
+            r"key 'query.inputs.B.source': source 'x' is not in data.sources \(mnist\)",
         ),
     ],
 )
