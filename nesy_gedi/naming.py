@@ -7,18 +7,25 @@ docs/results.md). So before training, a network started from a pretraining run (
 image as its most probable cluster, answers the most training queries right. The permutation is applied to
 the network's last layer, so training, checkpoints and metrics all see named clusters.
 
+The search is exact where it can be: when one network is named, its domain has at most 10 values and a
+query gives it at most 3 images, every naming (10! at most) is scored at once from a table of cluster-tuple
+counts per label, so the best naming is certain (hill climbing, which this replaced there, stopped in a
+local optimum on a restricted addition task). Otherwise best-improvement hill climbing over swaps from the
+identity and seeded random starts searches, and for a restricted task (`data.combinations`) the best naming
+followed by each bijective shortcut is scored too.
+
 With clean clusters and no bijective shortcut (`nesy-gedi shortcuts`), only the intended naming explains
 every training query. A bijective shortcut explains them equally well: exactly with clean clusters (the
-seed then chooses among the tied namings), within the clusters' impurity otherwise. Every naming the
-search finds within `RIVAL_MARGIN` of the best is reported as a rival: the program cannot tell it apart.
-For a restricted task (`data.combinations`) the search also tries the best naming through each bijective
-shortcut, which a local search can miss; for an unrestricted one, counting shortcuts over every tuple of
-the domain can take long (10^4 tuples for 4 images per query), so the search alone decides.
+seed then chooses among the tied namings), within the clusters' impurity otherwise. Every naming within
+`RIVAL_MARGIN` of the best is reported as a rival, and called a bijective shortcut only when it is one (the
+map from the chosen naming to the rival keeps the program's answer on every training combination).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,12 +35,17 @@ from problog.logic import Term
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.metrics import batched_logits
-from nesy_gedi.shortcuts import Shortcuts, find_shortcuts
+from nesy_gedi.shortcuts import Shortcuts, find_shortcuts, training_combinations
 
 Permutations = dict[str, tuple[int, ...]]
 """per network: the domain value given to each cluster"""
 RIVAL_MARGIN = 0.01
 """a naming that explains at most this share of the training queries fewer than the best is a rival"""
+EXHAUSTIVE = (10, 3)
+"""every naming is scored when one network is named, its domain has at most 10 values (10! namings) and a
+query gives it at most 3 images; larger problems fall back to hill climbing"""
+RIVALS_KEPT = 20
+"""the most rivals reported"""
 
 
 @dataclass(frozen=True)
@@ -41,8 +53,11 @@ class Naming:
     permutations: Permutations
     explained: float
     """share of the training queries the program answers right under the chosen naming"""
-    rivals: list[tuple[Permutations, float]]
-    """other namings found within RIVAL_MARGIN of it, with their shares, best first"""
+    rivals: list[tuple[Permutations, float, bool | None]]
+    """other namings within RIVAL_MARGIN of it, with their shares and whether each is the chosen naming
+    followed by a bijective shortcut of the task (None: not checked, several networks named), best first"""
+    search: str
+    """`exhaustive` (every naming scored: the best is certain) or `hill climbing` (a heuristic)"""
 
     def summary(self) -> dict:
         def plain(perms: Permutations) -> dict:
@@ -51,7 +66,8 @@ class Naming:
         return {
             "permutations": plain(self.permutations),
             "explained": self.explained,
-            "rivals": [{"permutations": plain(p), "explained": e} for p, e in self.rivals],
+            "search": self.search,
+            "rivals": [{"permutations": plain(p), "explained": e, "bijective_shortcut": b} for p, e, b in self.rivals],
         }
 
 
@@ -116,6 +132,62 @@ def _search(
     return best
 
 
+def _permutation_blocks(size: int) -> Iterator[np.ndarray]:
+    """Every permutation of range(size), in blocks that share the first value (9! rows each for 10)."""
+    for first in range(size):
+        rest = [v for v in range(size) if v != first]
+        block = np.array(list(itertools.permutations(rest)), dtype=np.int64).reshape(-1, size - 1)
+        yield np.column_stack([np.full(len(block), first), block])
+
+
+def _exhaustive(
+    counts: Counter, template: QueryTemplate, network: str, size: int, read: list[int], width: int
+) -> dict[tuple, int] | None:
+    """Every naming of a lone network scored at once: per distinct tuple of clusters its queries read, a
+    table of right answers for every tuple of concepts (the program's most probable answer against each
+    label), summed over the tuples for all size! namings. The namings within `width` queries of the best
+    (at most RIVALS_KEPT + 1), with their numbers of right answers; None when the problem is too large."""
+    if size > EXHAUSTIVE[0] or len(read) > EXHAUSTIVE[1]:
+        return None
+    labels_of: dict[tuple, Counter] = {}
+    for (key, label), count in counts.items():
+        labels_of.setdefault(tuple(key[0][p] for p in read), Counter())[str(label)] += count
+    concept_tuples = list(itertools.product(range(size), repeat=len(read)))
+    answer = []
+    for tup in concept_tuples:
+        values = [0] * template.images_per_query
+        for p, v in zip(read, tup, strict=True):
+            values[p] = v
+        answer.append(str(template.prediction(values, {network: values})))
+    tables = {t: np.array([labels[a] for a in answer], dtype=np.int64) for t, labels in labels_of.items()}
+    powers = size ** np.arange(len(read) - 1, -1, -1)
+    kept: dict[tuple, int] = {}
+    for perms in _permutation_blocks(size):
+        right = np.zeros(len(perms), dtype=np.int64)
+        for tup, table in tables.items():
+            right += table[perms[:, list(tup)] @ powers]
+        best = max(right.max(), max(kept.values(), default=0))
+        rows = np.flatnonzero(right >= best - width)
+        rows = rows[np.argsort(-right[rows], kind="stable")[: RIVALS_KEPT + 1]]
+        for row in rows:
+            kept[tuple(perms[row].tolist())] = int(right[row])
+        top = max(kept.values())
+        kept = dict(sorted(((p, r) for p, r in kept.items() if r >= top - width), key=lambda x: -x[1]))
+        kept = dict(list(kept.items())[: RIVALS_KEPT + 1])
+    return kept
+
+
+def _is_bijective_shortcut(
+    template: QueryTemplate, network: str, chosen: tuple[int, ...], rival: tuple[int, ...], combinations: list
+) -> bool:
+    """Whether the rival is the chosen naming followed by a bijective shortcut: the map chosen value ->
+    rival value keeps the program's outcome on every training combination (as `nesy-gedi shortcuts`)."""
+    alpha = dict(zip(chosen, rival, strict=True))
+    return all(
+        template.outcome(list(c), {network: [alpha[v] for v in c]}) == template.outcome(list(c)) for c in combinations
+    )
+
+
 def _through_shortcuts(
     naming: Permutations, shortcuts: Shortcuts, sizes: dict[str, int], movable: list[str]
 ) -> list[Permutations]:
@@ -159,37 +231,57 @@ def name_clusters(
     )
     rng = np.random.default_rng(seed)
     movable = sorted(heads)
-    score = _Scorer(counts, names, template)
-    found = _search(score, sizes, movable, rng, restarts)
-    best = dict(zip(movable, max(found, key=found.get), strict=True))
-    if combinations:
-        shortcuts = find_shortcuts(template.program, template, sizes, [tuple(c) for c in combinations])
-        for perm in _through_shortcuts(best, shortcuts, sizes, movable):
-            found[tuple(perm[n] for n in movable)] = score(perm)
+    width = int(RIVAL_MARGIN * len(train_set))
+    lone = movable == names
+    every = _exhaustive(counts, template, names[0], sizes[names[0]], readers[names[0]], width) if lone else None
+    search = "exhaustive" if every is not None else "hill climbing"
+    found = {(perm,): right for perm, right in every.items()} if every is not None else None
+    if found is None:
+        score = _Scorer(counts, names, template)
+        found = _search(score, sizes, movable, rng, restarts)
+        best = dict(zip(movable, max(found, key=found.get), strict=True))
+        if combinations:
+            shortcuts = find_shortcuts(template.program, template, sizes, [tuple(c) for c in combinations])
+            for perm in _through_shortcuts(best, shortcuts, sizes, movable):
+                found[tuple(perm[n] for n in movable)] = score(perm)
     most = max(found.values())
     # among namings that answer exactly as many queries, the seed chooses: over seeds, each is taken as often
     tied = [p for p, right in found.items() if right == most]
     pick = tied[rng.integers(len(tied))]
     chosen = dict(zip(movable, pick, strict=True))
+    close = [(p, right) for p, right in sorted(found.items(), key=lambda item: -item[1]) if p != pick]
+    close = [(p, right) for p, right in close if right >= most - RIVAL_MARGIN * len(train_set)][:RIVALS_KEPT]
+    trained = training_combinations(template, sizes, combinations)
     rivals = [
-        (dict(zip(movable, p, strict=True)), right / len(train_set))
-        for p, right in sorted(found.items(), key=lambda item: -item[1])
-        if p != pick and right >= most - RIVAL_MARGIN * len(train_set)
+        (
+            dict(zip(movable, p, strict=True)),
+            right / len(train_set),
+            _is_bijective_shortcut(template, movable[0], pick[0], p[0], trained) if lone else None,
+        )
+        for p, right in close
     ]
     with torch.no_grad():
         for n, head in heads.items():
             order = torch.as_tensor(np.argsort(chosen[n]), device=head.weight.device)
             head.weight.copy_(head.weight[order])
             head.bias.copy_(head.bias[order])
-    return Naming(chosen, most / len(train_set), rivals)
+    return Naming(chosen, most / len(train_set), rivals, search)
 
 
 def describe(naming: Naming) -> str:
     lines = [f"naming {n}: cluster -> value {list(p)}" for n, p in naming.permutations.items()]
     lines.append(f"the program answers {naming.explained:.1%} of the training queries under this naming")
-    for perms, explained in naming.rivals:
-        lines.append(
-            f"rival naming {'; '.join(f'{n}: {list(p)}' for n, p in perms.items())} answers {explained:.1%}: "
-            "the program cannot tell it apart (a bijective shortcut, `nesy-gedi shortcuts`), so grounding is a guess"
-        )
+    lines.append(
+        f"search: {naming.search}" + (" (the best naming is certain)" if naming.search == "exhaustive" else "")
+    )
+    for perms, explained, shortcut in naming.rivals:
+        rival = f"rival naming {'; '.join(f'{n}: {list(p)}' for n, p in perms.items())} answers {explained:.1%}: "
+        if shortcut:
+            rival += "it is this naming followed by a bijective shortcut (`nesy-gedi shortcuts`): the program "
+            rival += "cannot tell them apart, so grounding is a guess"
+        elif shortcut is None:
+            rival += "the program may not tell them apart (`nesy-gedi shortcuts`), so the naming is uncertain"
+        else:
+            rival += "no shortcut of the task, but the clusters are too impure to rule it out: the naming is uncertain"
+        lines.append(rival)
     return "\n".join(lines)
