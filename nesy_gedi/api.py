@@ -25,7 +25,7 @@ from nesy_gedi.errors import UserError
 from nesy_gedi.pretrain import pretrain
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import CONFIG, RunDir
-from nesy_gedi.shortcuts import Shortcuts
+from nesy_gedi.shortcut_count import ShortcutCount
 from nesy_gedi.task import load_task as checked_config
 from nesy_gedi.task import task_shortcuts
 
@@ -72,8 +72,8 @@ class Task:
                 run.discard_if_unstarted()
             raise
 
-    def shortcuts(self) -> tuple[list[tuple], Shortcuts]:
-        """The training combinations of true concepts and the task's deterministic shortcuts."""
+    def shortcuts(self) -> tuple[list[tuple], ShortcutCount]:
+        """The training combinations of true concepts and the task's deterministic shortcuts, counted."""
         if self.is_pretraining:
             raise UserError("shortcuts: a pretraining task has no program")
         return task_shortcuts(self.config)

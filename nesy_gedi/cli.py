@@ -117,12 +117,12 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 def _shortcuts(args: argparse.Namespace) -> int:
     from nesy_gedi import api
     from nesy_gedi.config import TaskConfig
-    from nesy_gedi.shortcuts import describe
+    from nesy_gedi.shortcut_count import describe_count
 
     task = api.load_task(args.task, kind=TaskConfig, sets=_parse_sets(args.set))
     combinations, found = task.shortcuts()
     print(f"{task.config.name}: {len(combinations)} training combinations of true concepts")
-    print(describe(found))
+    print(describe_count(found))
     return 0
 
 

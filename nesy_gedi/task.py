@@ -30,7 +30,8 @@ from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
 from nesy_gedi.naming import Naming, name_clusters
 from nesy_gedi.networks import ARCHITECTURES, build_network, head_of, known_architecture
-from nesy_gedi.shortcuts import Shortcuts, find_shortcuts, training_combinations
+from nesy_gedi.shortcut_count import ShortcutCount, count_shortcuts
+from nesy_gedi.shortcuts import training_combinations
 from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.ssl.sgld import Domain
 from nesy_gedi.train import seed_everything
@@ -275,8 +276,9 @@ def build_queries(config: TaskConfig) -> tuple[QueryTemplate, TaskImages, dict[s
     return template, images, query_sets(config, template, images)
 
 
-def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], Shortcuts]:
-    """The task's training combinations of true concepts and its deterministic shortcuts. A task whose
+def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], ShortcutCount]:
+    """The task's training combinations of true concepts and its deterministic shortcuts, counted exactly
+    by knowledge compilation (`shortcut_count.py`). A task whose
     queries come from files takes its combinations from the training file's images (so loads its sources)."""
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
@@ -288,4 +290,4 @@ def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], Shortcuts]:
         combinations = sorted({tuple(row) for row in train.concepts.tolist()})
     else:
         combinations = training_combinations(template, sizes, config.data.combinations)
-    return combinations, find_shortcuts(program, template, sizes, combinations)
+    return combinations, count_shortcuts(template, sizes, combinations)
