@@ -47,8 +47,8 @@ CONCEPTS = (
     "nmi",
 )
 CLASSES = ("grounded", "shortcut", "failed")
-CLUSTERS = ("nmi", "cluster_accuracy", "ood_auroc_fashion", "ood_auroc_noise")
-"""a pretraining run's scores, tabulated per method"""
+CLUSTERS = ("nmi", "cluster_accuracy")
+"""a pretraining run's cluster scores, tabulated per method beside its `ood_auroc_*` scores"""
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def flat_metrics(result: dict) -> dict[str, float]:
     """One run's numbers: a program run's as `<split>.<metric>` (the answers, and the concepts of its first
     network), a pretraining run's cluster scores as they are."""
     pretraining = "cluster_accuracy" in result
-    flat: dict[str, float] = {k: result[k] for k in CLUSTERS if k in result} if pretraining else {}
+    flat: dict[str, float] = {k: result[k] for k in _scores([result]) if k in result} if pretraining else {}
     for split in ("id", "ood"):
         if split in result:
             block = result[split]
@@ -154,15 +154,21 @@ def _mean_cell(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f} (min {min(values):.{digits}f})"
 
 
+def _scores(runs: list[dict]) -> list[str]:
+    """A pretraining run's scores: its cluster scores, then every OOD AUROC any run has (e.g. against
+    Fashion-MNIST, MNIST, noise)."""
+    return [*CLUSTERS, *sorted({k for r in runs for k in r if k.startswith("ood_auroc_")})]
+
+
 def _clusters_table(grouped: dict[str, list[dict]]) -> str:
-    header = ["method", "finished", "NMI", "cluster accuracy", "OOD AUROC Fashion-MNIST", "OOD AUROC noise"]
+    columns = _scores([r for runs in grouped.values() for r in runs])
     rows = []
     for method, runs in grouped.items():
         done = [r for r in runs if r.get("status") == "finished"]
-        cells = [_mean_cell([r[c] for r in done if c in r]) for c in CLUSTERS]
+        cells = [_mean_cell([r[c] for r in done if c in r]) for c in columns]
         seconds = _mean_cell([r["train_seconds"] for r in done], digits=0)
         rows.append([method, f"{len(done)}/{len(runs)}", *cells, str(_count(runs, "diverged")), seconds])
-    return _markdown([*header, "diverged", "train s"], rows)
+    return _markdown(["method", "finished", *columns, "diverged", "train s"], rows)
 
 
 def _count(runs: list[dict], status: str) -> int:
