@@ -21,7 +21,9 @@ from typing import Any
 import yaml
 
 from nesy_gedi.config import PretrainConfig, TaskConfig
+from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
+from nesy_gedi.pipeline import pretrain_networks
 from nesy_gedi.pretrain import pretrain
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import CONFIG, RunDir
@@ -64,9 +66,11 @@ class Task:
         folder = self.folder if resuming else Path(out) if out else self.default_folder()
         run = RunDir(folder)
         self.folder = folder
-        execute = pretrain if self.is_pretraining else run_task
         try:
-            return execute(self.config, run, command, resume=resuming)
+            if self.is_pretraining:
+                return pretrain(self.config, run, command, resume=resuming)
+            starts, record = pretrain_networks(self.config, cache_folder(self.config.data.cache))
+            return run_task(self.config, run, command, resuming, starts, record)
         except UserError:
             if not resuming:
                 run.discard_if_unstarted()

@@ -114,11 +114,18 @@ def _stats(values: list[float]) -> str:
     return f"{median:.3f} [{q1:.3f}–{q3:.3f}] ± {np.std(values):.3f}"
 
 
+def label(method: str, results: list[dict]) -> str:
+    """A method's name in tables, with the objectives its pipeline pretrained with:
+    `gedi-pretrained[gedi-nogen]`."""
+    objectives = sorted({p["method"] for r in results for p in r.get("pretraining", {}).values()})
+    return f"{method}[{'+'.join(objectives)}]" if objectives else method
+
+
 def _by_method(jobs: list[Job], results: list[dict]) -> dict[str, list[dict]]:
     grouped: dict[str, list[dict]] = {}
     for job, result in zip(jobs, results, strict=True):
         grouped.setdefault(job.method, []).append(result)
-    return grouped
+    return {label(method, runs): runs for method, runs in grouped.items()}
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -126,12 +133,12 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _runs_table(grouped: dict[str, list[dict]]) -> str:
-    header = ["method", "finished", "diverged", "failed to run", *CLASSES, "shortcut rate", "train + eval s per run"]
+    header = ["method", "finished", "diverged", "failed to run", *CLASSES, "shortcut rate", "s per run"]
     rows = []
     for method, runs in grouped.items():
         done = [r for r in runs if r.get("status") == "finished"]
         classes = [r.get("grounding") for r in done]
-        seconds = [r["train_seconds"] + r.get("eval_seconds", 0.0) for r in done]
+        seconds = [r["train_seconds"] + r.get("eval_seconds", 0.0) + r.get("pretrain_seconds", 0.0) for r in done]
         cells = [
             method,
             f"{len(done)}/{len(runs)}",
@@ -211,7 +218,8 @@ def _program_report(grouped: dict[str, list[dict]], results: list[dict]) -> list
     return [
         "Runs: a finished run is *grounded* when its Acc(C) reaches the task's `eval.grounded_at`, else a "
         "*shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
-        "finished runs.",
+        "finished runs. *s per run*: median training + evaluation seconds, with the seconds of the run's "
+        "own pretraining (`networks.<name>.pretrain`; `method[objective]` names it) included.",
         "",
         _runs_table(grouped),
         "",

@@ -44,9 +44,25 @@ class QuerySpec(_Strict):
     )
 
 
+class PretrainSpec(_Strict):
+    task: str = Field(description="the pretraining task file (a `nesy-gedi pretrain` YAML), relative to this one")
+    method: str | None = Field(
+        None, description="its objective (`gedi`, `gedi-nogen`, `swav`, ...); default: the task's"
+    )
+    set: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of the pretraining task, dotted keys, e.g. `train.iterations: 1000`",
+    )
+
+
 class NetworkSpec(_Strict):
     arch: str = Field(description="architecture from the network registry (docs/methods.md), e.g. `mnist_lenet`")
     init: str | None = Field(None, description="a `nesy-gedi pretrain` run folder: start this network from its weights")
+    pretrain: PretrainSpec | None = Field(
+        None,
+        description="pretrain this network first, with the run's seed, cached by content (docs/methods.md); "
+        "instead of `init`",
+    )
     naming: bool = Field(
         True,
         description="with `init`: permute the pretrained clusters so the program answers the most training queries",
@@ -359,6 +375,8 @@ def load_config(
             raise UserError(f"{where(('program',))}: program file {config.program} not found")
         for name, spec in config.networks.items():
             spec.init = resolve(spec.init, f"networks.{name}.init")
+            if spec.pretrain is not None:
+                spec.pretrain.task = resolve(spec.pretrain.task, f"networks.{name}.pretrain.task")
         files = config.data.query_files
         if files is not None:
             files.train, files.test = (

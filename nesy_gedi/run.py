@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +25,13 @@ log = logging.getLogger(__name__)
 def _save_indices(path: str, **arrays: np.ndarray) -> None:
     with open(path, "wb") as f:  # a file object, or numpy appends ".npz" to the temporary name
         np.savez(f, **arrays)
+
+
+def record_of_pretraining(record: dict | None) -> dict:
+    """The networks' pretraining runs and their training seconds: part of the method's cost."""
+    if not record:
+        return {}
+    return {"pretraining": record, "pretrain_seconds": sum(r["train_seconds"] for r in record.values())}
 
 
 def label_ceiling(template: QueryTemplate, queries: QuerySet) -> float:
@@ -78,10 +86,18 @@ def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, li
     return metrics, pictures
 
 
-def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False) -> dict:
-    """Train and evaluate a program task in `run`; its metrics (`"status": "diverged"` if it was stopped)."""
+def run_task(
+    config: TaskConfig,
+    run: RunDir,
+    command: str,
+    resume: bool = False,
+    starts: dict[str, Path] | None = None,
+    record: dict | None = None,
+) -> dict:
+    """Train and evaluate a program task in `run`; its metrics (`"status": "diverged"` if it was stopped).
+    `starts`: networks to start from these pretraining runs; `record`: what the metrics keep of them."""
     device, cache = start_run(config, run)
-    task = assemble(config, device, cache)
+    task = assemble(config, device, cache, starts)
     run.write_atomic(
         "queries.npz",
         lambda tmp: _save_indices(tmp, train=task.train_set.indices, **{k: v.indices for k, v in task.splits.items()}),
@@ -99,5 +115,6 @@ def run_task(config: TaskConfig, run: RunDir, command: str, resume: bool = False
         "train_queries": len(task.train_set),
         **{f"{name}_queries": len(queries) for name, queries in task.splits.items()},
         **({"naming": task.naming.summary()} if task.naming else {}),
+        **record_of_pretraining(record),
     }
     return train_and_report(config, run, trainer, header, lambda: evaluate(config, task, run), QUERY_REPORT)

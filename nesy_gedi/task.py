@@ -69,11 +69,16 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     program.check_networks(config.networks, where="the task")
     QueryTemplate(program, **config.query.model_dump())
     for name, spec in config.networks.items():
-        if METHODS[config.method].needs_pretrained and spec.init is None:
+        if METHODS[config.method].needs_pretrained and spec.init is None and spec.pretrain is None:
             raise UserError(
                 f"{where(('networks', name))}: method '{config.method}' starts every network from a pretraining "
-                f"run; set networks.{name}.init to a `nesy-gedi pretrain` run folder"
+                f"run; set networks.{name}.pretrain (pretrain it first) or .init (a `nesy-gedi pretrain` run folder)"
             )
+        if spec.init is not None and spec.pretrain is not None:
+            raise UserError(f"{where(('networks', name, 'pretrain'))}: give `pretrain` or `init`, not both")
+        if spec.pretrain is not None:  # the pretraining task must load, with its objective
+            method = {"method": spec.pretrain.method} if spec.pretrain.method else {}
+            load_task(spec.pretrain.task, method, PretrainConfig)
         if spec.init is not None and not is_pretraining_run(spec.init):
             raise UserError(
                 f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "
@@ -234,8 +239,10 @@ class Assembled:
     """how the pretrained clusters were named (`networks.<name>.naming`), if any network was"""
 
 
-def assemble(config: TaskConfig, device: torch.device, cache: Path) -> Assembled:
-    """Images, program, queries, networks (seeded; started from `init:` runs), method and engine of a task."""
+def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict[str, Path] | None = None) -> Assembled:
+    """Images, program, queries, networks (seeded; started from `init:` runs or the pretraining runs in
+    `starts`), method and engine of a task."""
+    starts = {name: Path(spec.init) for name, spec in config.networks.items() if spec.init} | (starts or {})
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
     sizes = domain_sizes(program, config)
@@ -249,13 +256,15 @@ def assemble(config: TaskConfig, device: torch.device, cache: Path) -> Assembled
     networks = {}
     for name, spec in config.networks.items():
         networks[name] = build_network(spec.arch, sizes[name], images.data[images.source_of[name]].shape, name)
-        if spec.init:
-            load_pretrained(networks[name], spec.init, f"networks.{name}.init")
+        if name in starts:
+            load_pretrained(networks[name], str(starts[name]), f"networks.{name}.init")
         networks[name].to(device)
     context = method_context(config, train_set, images, tensors)
     method = make_method(config.method, config.method_args, networks, context)
     predicates = method.predicate_networks()
-    heads = {name: head_of(networks[name], name) for name, spec in config.networks.items() if spec.init and spec.naming}
+    heads = {
+        name: head_of(networks[name], name) for name, spec in config.networks.items() if name in starts and spec.naming
+    }
     naming = (
         name_clusters(predicates, heads, sizes, template, train_set, config.data.combinations, tensors, config.seed)
         if heads

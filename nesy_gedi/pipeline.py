@@ -1,0 +1,87 @@
+"""Pretraining as part of a method: a network with `pretrain:` is pretrained with the run's own seed before
+the run, so a rate over seeds includes the pretraining's randomness and cost.
+
+A pretraining run is cached by content under `<cache>/pretraining/`: its resolved task (objective, seed,
+architecture, clusters = the network's domain size, every setting) and the code's version (a hash of the
+package's source) name its folder. Every task and method asking for the same one reuses it; an
+interrupted one resumes; processes asking at once take turns through a file lock, so it is trained once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from nesy_gedi.checkpoint import CHECKPOINT
+from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.errors import UserError
+from nesy_gedi.logic.program import Program
+from nesy_gedi.pretrain import pretrain
+from nesy_gedi.rundir import CONFIG, METRICS, RunDir
+from nesy_gedi.task import domain_sizes, load_task
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def code_version() -> str:
+    """A hash of every source file of the package: a pretraining run is reused only by the same code."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE)).encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pretraining_config(config: TaskConfig, network: str, clusters: int) -> PretrainConfig:
+    """The network's pretraining task with the run's seed, the network's architecture and domain size."""
+    spec = config.networks[network]
+    sets = {key: yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            for key, value in spec.pretrain.set.items()}  # fmt: skip
+    sets.update({"seed": str(config.seed), "network.arch": spec.arch, "network.clusters": str(clusters)})
+    if spec.pretrain.method:
+        sets["method"] = spec.pretrain.method
+    return load_task(spec.pretrain.task, sets, PretrainConfig)
+
+
+def cached_pretraining(config: PretrainConfig, cache: Path) -> tuple[Path, dict, bool]:
+    """The folder of this pretraining (trained now, resumed, or reused), its metrics, and whether it was
+    reused as it was."""
+    key = hashlib.sha256(f"{code_version()}\n{dump_config(config)}".encode()).hexdigest()[:16]
+    folder = cache / "pretraining" / f"{config.name}-{config.method}-seed{config.seed}-{key}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process pretraining the same: wait, then reuse its run
+        if (folder / METRICS).is_file():
+            return folder, json.loads((folder / METRICS).read_text()), True
+        resume = (folder / CONFIG).is_file() and (folder / CHECKPOINT).is_file()
+        command = f"pretraining of a pipeline, cached as {folder.name}"
+        return folder, pretrain(config, RunDir(folder), command, resume), False
+
+
+def pretrain_networks(config: TaskConfig, cache: Path) -> tuple[dict[str, Path], dict]:
+    """Pretrain every network with `pretrain:` (or reuse its cached run): their folders, and what a run's
+    metrics record of them (objective, folder, training seconds, reused)."""
+    wanted = [name for name, spec in config.networks.items() if spec.pretrain is not None]
+    if not wanted:
+        return {}, {}
+    sizes = domain_sizes(Program(config.program), config)
+    folders, record = {}, {}
+    for name in wanted:
+        pre = pretraining_config(config, name, sizes[name])
+        folder, metrics, reused = cached_pretraining(pre, cache)
+        if metrics.get("status") != "finished":
+            why = metrics.get("divergence", metrics.get("status"))
+            raise UserError(f"networks.{name}.pretrain: the pretraining stopped ({why}); its run folder: {folder}")
+        folders[name] = folder
+        record[name] = {
+            "method": pre.method,
+            "folder": str(folder),
+            "seed": pre.seed,
+            "train_seconds": metrics["train_seconds"],
+            "reused": reused,
+            **{k: metrics[k] for k in ("nmi", "cluster_accuracy") if k in metrics},
+        }
+    return folders, record

@@ -1,0 +1,76 @@
+"""Pretraining as part of a method: per seed, cached by content, reused, never trained twice."""
+
+from __future__ import annotations
+
+import uuid
+
+import torch
+import yaml
+
+import nesy_gedi
+from nesy_gedi.compare import label
+
+from .conftest import ROOT
+
+PRETRAIN = {
+    "train.restarts": 1,
+    "train.iterations": 15,
+    "train.batch_size": 64,
+    "data.train_size": 1000,
+    "data.test_size": 200,
+    "sgld.steps": 2,
+    "sgld.buffer_size": 256,
+    "eval.ood": False,
+}
+RUN = {"data": {"train_size": 32, "test_size": 16}, "train": {"iterations": 2, "batch_size": 8}}
+
+
+def pipeline_task(task_file, **extra) -> object:
+    """MNIST addition whose network is GEDI-pretrained first (a name unique to this test session, so the
+    cache holds no run of it yet)."""
+    path = task_file()
+    data = yaml.safe_load(path.read_text())
+    sets = {**PRETRAIN, "name": f"pipeline-test-{uuid.uuid4().hex[:8]}", **extra}
+    data["networks"]["mnist_net"] = {
+        "arch": "mnist_lenet_bn",
+        "pretrain": {"task": str(ROOT / "tasks" / "gedi_mnist.yaml"), "method": "gedi-nogen", "set": sets},
+    }
+    data["method"] = "gedi-pretrained"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_each_seed_pretrains_once_and_every_run_reuses_it(task_file, tmp_path):
+    path = pipeline_task(task_file)
+    first = nesy_gedi.load_task(path, seed=0, **RUN).train(out=tmp_path / "a")
+    record = first["pretraining"]["mnist_net"]
+    assert record["reused"] is False and record["method"] == "gedi-nogen" and record["seed"] == 0
+    assert first["pretrain_seconds"] == record["train_seconds"] > 0  # the method's cost includes it
+    again = nesy_gedi.load_task(path, seed=0, **RUN).train(out=tmp_path / "b")
+    assert again["pretraining"]["mnist_net"] == {**record, "reused": True}  # the same run, not trained again
+    other = nesy_gedi.load_task(path, seed=1, **RUN).train(out=tmp_path / "c")["pretraining"]["mnist_net"]
+    assert other["reused"] is False and other["folder"] != record["folder"]
+    weights = [torch.load(f"{r['folder']}/network.pt", weights_only=True)["state_dict"] for r in (record, other)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # seeds pretrain differently
+    assert label("gedi-pretrained", [first, again]) == "gedi-pretrained[gedi-nogen]"
+
+
+def test_a_changed_pretraining_is_not_reused(task_file, tmp_path):
+    path = pipeline_task(task_file)
+    first = nesy_gedi.load_task(path, **RUN).train(out=tmp_path / "a")["pretraining"]["mnist_net"]
+    data = yaml.safe_load(path.read_text())
+    data["networks"]["mnist_net"]["pretrain"]["set"]["train.iterations"] = 16
+    path.write_text(yaml.safe_dump(data))
+    changed = nesy_gedi.load_task(path, **RUN).train(out=tmp_path / "b")["pretraining"]["mnist_net"]
+    assert changed["reused"] is False and changed["folder"] != first["folder"]
+
+
+def test_pretrain_and_init_together_is_one_clear_message(task_file, tmp_path, capsys):
+    path = pipeline_task(task_file)
+    data = yaml.safe_load(path.read_text())
+    data["networks"]["mnist_net"]["init"] = str(tmp_path)
+    path.write_text(yaml.safe_dump(data))
+    from nesy_gedi.cli import main
+
+    assert main(["run", str(path)]) == 2
+    assert "give `pretrain` or `init`, not both" in capsys.readouterr().err
