@@ -75,6 +75,8 @@ def plot_confusion(run: RunDir, name: str, confusion: list[list[int]], labels: l
     fig = Figure(figsize=(6, 5.5))
     ax = fig.subplots()
     ConfusionMatrixDisplay(np.array(confusion), display_labels=labels).plot(ax=ax, colorbar=False, values_format="d")
+    if max(map(len, labels)) > 2:  # names, not digits: turned so that they do not overlap
+        ax.tick_params(axis="x", labelrotation=45)
     ax.set_title(f"{name}: concepts on the test images it reads")
     ax.set_xlabel("predicted concept (network alone)")
     ax.set_ylabel("true concept")
