@@ -60,8 +60,10 @@ class Task:
         return Path("runs") / c.name / f"{c.method}-seed{c.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def train(self, out: str | Path | None = None, command: str = "nesy_gedi Python API") -> dict:
-        """Train and evaluate in `out` (default: runs/<task>/<method>-seed<N>-<time>; a folder of this task's
-        `resume` continues); the run's metrics (`"status": "diverged"` when it was stopped)."""
+        """Train and evaluate in `out` (default: runs/<task>/<method>-seed<N>-<time>); without `out`, a task
+        that already has a run folder (from `resume`, or an earlier `train`) continues it. Networks with
+        `pretrain:` are pretrained first (or their cached run reused). The run's metrics (`"status":
+        "diverged"` when it was stopped)."""
         resuming = self.folder is not None and out is None and (self.folder / CONFIG).is_file()
         folder = self.folder if resuming else Path(out) if out else self.default_folder()
         run = RunDir(folder)
