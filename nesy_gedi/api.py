@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nesy_gedi.config import PretrainConfig, TaskConfig
+from nesy_gedi.config import PretrainConfig, TaskConfig, yaml_text
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
 from nesy_gedi.pipeline import pretrain_networks
@@ -39,7 +37,7 @@ def _dotted(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, dict) and value:
             found.update(_dotted(value, f"{prefix}{key}."))
         else:
-            found[f"{prefix}{key}"] = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            found[f"{prefix}{key}"] = yaml_text(value)
     return found
 
 

@@ -269,6 +269,11 @@ def parse_value(text: str) -> Any:
     return yaml.load(text, Loader=_Loader) if text.strip() else ""
 
 
+def yaml_text(value: Any) -> str:
+    """A value as the `--set` text `parse_value` reads back to it."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def _unshared(value: Any) -> Any:
     """A copy in which no two keys share one object: a YAML alias (`gedi-nogen: *gedi`) becomes a copy, so
     that `--set method_args.gedi.weight=2` changes the `gedi` section alone."""

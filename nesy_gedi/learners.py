@@ -66,11 +66,7 @@ class QueryLearner:
 
     def images(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Per network, the images of these training queries that it reads."""
-        ts, found = self.train_set, {}
-        for network, read in self.readers.items():
-            source = self.tensors[ts.tensors[read[0]]]
-            found[network] = source[torch.as_tensor(ts.indices[rows][:, read].ravel(), device=source.device)]
-        return found
+        return {network: self.train_set.images(self.tensors, read, rows) for network, read in self.readers.items()}
 
     def divergence(self, info: dict[str, float]) -> str | None:
         return self.method.divergence()

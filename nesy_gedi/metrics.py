@@ -134,9 +134,8 @@ def split_metrics(
     per_network = {}
     for name, network in networks.items():
         read = readers[name]
-        source = tensors[queries.tensors[read[0]]]
-        flat, concepts = queries.indices[:, read].ravel(), queries.concepts[:, read].ravel()
-        probabilities = concept_probabilities(network, source[torch.as_tensor(flat, device=source.device)])
+        concepts = queries.concepts[:, read].ravel()
+        probabilities = concept_probabilities(network, queries.images(tensors, read))
         keep = (concepts >= 0) & (concepts < probabilities.shape[-1])
         per_network[name] = concept_metrics(probabilities[keep], concepts[keep])
     result["concept_accuracy"] = float(np.mean([m["concept_accuracy"] for m in per_network.values()]))

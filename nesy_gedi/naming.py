@@ -222,10 +222,9 @@ def name_clusters(
     clusters = {}
     for n in names:  # each network's clusters on the positions it reads (the others are never asked: 0)
         read = readers[n]
-        source = tensors[train_set.tensors[read[0]]]
-        flat = torch.as_tensor(train_set.indices[:, read].ravel(), device=source.device)
         clusters[n] = np.zeros(train_set.indices.shape, dtype=np.int64)
-        clusters[n][:, read] = _clusters(predicates[n], source[flat]).reshape(len(train_set), len(read))
+        found = _clusters(predicates[n], train_set.images(tensors, read))
+        clusters[n][:, read] = found.reshape(len(train_set), len(read))
     counts: Counter[tuple[tuple, Term]] = Counter(
         (tuple(tuple(clusters[n][q].tolist()) for n in names), label) for q, label in enumerate(train_set.labels)
     )

@@ -14,10 +14,8 @@ import hashlib
 import json
 from pathlib import Path
 
-import yaml
-
 from nesy_gedi.checkpoint import CHECKPOINT
-from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config, yaml_text
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.program import Program
 from nesy_gedi.pretrain import pretrain
@@ -38,8 +36,7 @@ def code_version() -> str:
 def pretraining_config(config: TaskConfig, network: str, clusters: int) -> PretrainConfig:
     """The network's pretraining task with the run's seed, the network's architecture and domain size."""
     spec = config.networks[network]
-    sets = {key: yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-            for key, value in spec.pretrain.set.items()}  # fmt: skip
+    sets = {key: yaml_text(value) for key, value in spec.pretrain.set.items()}
     sets.update({"seed": str(config.seed), "network.arch": spec.arch, "network.clusters": str(clusters)})
     if spec.pretrain.method:
         sets["method"] = spec.pretrain.method

@@ -210,9 +210,8 @@ def method_context(
     domain (the box [-1, 1] of image pixels); the task's view and sampler settings; one RNG seeded by the task."""
     pools, domains = {}, {}
     for network, read in images.readers.items():
-        source = tensors[train_set.tensors[read[0]]]
-        pools[network] = source[torch.as_tensor(np.unique(train_set.indices[:, read]), device=source.device)]
-        low = torch.full(pools[network].shape[1:], -1.0, device=source.device)
+        pools[network] = train_set.images(tensors, read, unique=True)
+        low = torch.full(pools[network].shape[1:], -1.0, device=pools[network].device)
         domains[network] = Domain(low, -low)
     device = next(iter(pools.values())).device
     return MethodContext(pools, domains, config.augment, config.sgld, torch.Generator(device).manual_seed(config.seed))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from problog.logic import Term
 
 from nesy_gedi.errors import UserError
@@ -53,6 +54,20 @@ class QuerySet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def images(
+        self,
+        tensors: dict[str, torch.Tensor],
+        positions: list[int],
+        rows: np.ndarray | slice = slice(None),
+        unique: bool = False,
+    ) -> torch.Tensor:
+        """The images at these positions (of one source, as a network reads one) of these queries, query by
+        query, or each image once with `unique`."""
+        source = tensors[self.tensors[positions[0]]]
+        index = self.indices[rows][:, positions]
+        index = np.unique(index) if unique else index.ravel()
+        return source[torch.as_tensor(index, device=source.device)]
 
     def take(self, rows: np.ndarray | slice) -> QuerySet:
         chosen = np.arange(len(self))[rows]
