@@ -17,10 +17,9 @@ from pathlib import Path
 from nesy_gedi.checkpoint import CHECKPOINT
 from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config, yaml_text
 from nesy_gedi.errors import UserError
-from nesy_gedi.logic.program import Program
 from nesy_gedi.pretrain import pretrain
 from nesy_gedi.rundir import CONFIG, METRICS, RunDir
-from nesy_gedi.task import domain_sizes, load_task
+from nesy_gedi.task import load_task, task_logic
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -64,7 +63,7 @@ def pretrain_networks(config: TaskConfig, cache: Path) -> tuple[dict[str, Path],
     wanted = [name for name, spec in config.networks.items() if spec.pretrain is not None]
     if not wanted:
         return {}, {}
-    sizes = domain_sizes(Program(config.program), config)
+    sizes = task_logic(config)[2]
     folders, record = {}, {}
     for name in wanted:
         pre = pretraining_config(config, name, sizes[name])

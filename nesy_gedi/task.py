@@ -65,9 +65,7 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     if not program_task:
         return
     _check_data(config, where)
-    program = Program(config.program)  # a program that cannot be read, parsed or asked fails here, before any run
-    program.check_networks(config.networks, where="the task")
-    QueryTemplate(program, **config.query.model_dump())
+    task_logic(config)  # a program that cannot be read, parsed or asked fails here, before any run
     for name, spec in config.networks.items():
         if METHODS[config.method].needs_pretrained and spec.init is None and spec.pretrain is None:
             raise UserError(
@@ -136,6 +134,13 @@ def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
         if name not in sizes:
             raise UserError(f"networks.{name}: no nn/4 in {program.path} uses this network; remove it or use it")
     return sizes
+
+
+def task_logic(config: TaskConfig) -> tuple[Program, QueryTemplate, dict[str, int]]:
+    """The task's program (checked against its networks), query template and each network's domain size."""
+    program = Program(config.program)
+    program.check_networks(config.networks, where="the task")
+    return program, QueryTemplate(program, **config.query.model_dump()), domain_sizes(program, config)
 
 
 def sampler(template: QueryTemplate, seed: int, split: int) -> Callable[[Sequence[int]], Term]:
@@ -242,10 +247,7 @@ def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict
     """Images, program, queries, networks (seeded; started from `init:` runs or the pretraining runs in
     `starts`), method and engine of a task."""
     starts = {name: Path(spec.init) for name, spec in config.networks.items() if spec.init} | (starts or {})
-    program = Program(config.program)
-    program.check_networks(config.networks, where="the task")
-    sizes = domain_sizes(program, config)
-    template = QueryTemplate(program, **config.query.model_dump())
+    program, template, sizes = task_logic(config)
     images = task_images(config, template, sizes, cache)
     splits = query_sets(config, template, images)
     train_set = splits.pop("train")
@@ -278,20 +280,16 @@ def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict
 
 def build_queries(config: TaskConfig) -> tuple[QueryTemplate, TaskImages, dict[str, QuerySet]]:
     """A task's query template, images and query sets (`train`, `id`, and `ood` where there is one)."""
-    program = Program(config.program)
-    template = QueryTemplate(program, **config.query.model_dump())
-    images = task_images(config, template, domain_sizes(program, config), cache_folder(config.data.cache))
+    _, template, sizes = task_logic(config)
+    images = task_images(config, template, sizes, cache_folder(config.data.cache))
     return template, images, query_sets(config, template, images)
 
 
 def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], ShortcutCount]:
     """The task's training combinations of true concepts and its deterministic shortcuts, counted exactly
-    by knowledge compilation (`shortcut_count.py`). A task whose
-    queries come from files takes its combinations from the training file's images (so loads its sources)."""
-    program = Program(config.program)
-    program.check_networks(config.networks, where="the task")
-    template = QueryTemplate(program, **config.query.model_dump())
-    sizes = domain_sizes(program, config)
+    by knowledge compilation (`shortcut_count.py`). A task whose queries come from files takes its
+    combinations from the training file's images (so loads its sources)."""
+    _, template, sizes = task_logic(config)
     if config.data.labels == "files":
         images = task_images(config, template, sizes, cache_folder(config.data.cache))
         train = _from_files(config, template, images)["train"]
