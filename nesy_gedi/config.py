@@ -226,6 +226,15 @@ class PretrainEval(_Strict):
         description="the out-of-distribution source's kind; default: `fashion_mnist` for `mnist`, `mnist` for "
         "`fashion_mnist`, none (noise only) otherwise",
     )
+    samples: bool = Field(
+        True, description="images, generative objectives: judge the sampler's buffer with a supervised classifier"
+    )
+    judge_arch: str | None = Field(
+        None, description="the judge's architecture; default: `mnist_lenet` for 1x28x28, `small_cnn` for colour"
+    )
+    sample_confidence: float = Field(
+        0.9, gt=0, le=1, description="a sample counts as recognised when the judge's top probability reaches this"
+    )
 
 
 class PretrainConfig(_RunSpec):

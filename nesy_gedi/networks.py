@@ -94,6 +94,56 @@ class MnistLeNetBN(MnistLeNet):
         )
 
 
+def _lenet_layers(n_outputs: int, norm: str, activation: type[nn.Module]) -> tuple[nn.Sequential, nn.Sequential]:
+    """DeepProbLog's LeNet layers with a normalisation that is a function of one input (`group`: GroupNorm
+    after the convolutions, LayerNorm after the hidden linear layers) or `spectral` normalisation of every
+    weight but the head's (Du & Mordatch), so that an energy never depends on the rest of a batch."""
+
+    def conv(cin: int, cout: int) -> list[nn.Module]:
+        layer = nn.Conv2d(cin, cout, 5)
+        if norm == "spectral":
+            return [nn.utils.parametrizations.spectral_norm(layer)]
+        return [layer, nn.GroupNorm(2, cout)]
+
+    def linear(fin: int, fout: int) -> list[nn.Module]:
+        layer = nn.Linear(fin, fout)
+        if norm == "spectral":
+            return [nn.utils.parametrizations.spectral_norm(layer)]
+        return [layer, nn.LayerNorm(fout)]
+
+    encoder = nn.Sequential(
+        *conv(1, 6), activation(), nn.MaxPool2d(2, 2), *conv(6, 16), activation(), nn.MaxPool2d(2, 2)
+    )
+    classifier = nn.Sequential(
+        *linear(16 * 4 * 4, 120), activation(), *linear(120, 84), activation(), nn.Linear(84, n_outputs)
+    )
+    return encoder, classifier
+
+
+class MnistLeNetNormed(MnistLeNet):
+    def __init__(self, n_outputs: int, norm: str, activation: type[nn.Module]) -> None:
+        super().__init__(n_outputs)
+        self.encoder, self.classifier = _lenet_layers(n_outputs, norm, activation)
+
+
+@register("mnist_lenet_gn")
+def mnist_lenet_gn(n_outputs: int) -> nn.Module:
+    """DeepProbLog's net with group/layer normalisation: an energy is a function of one input (GEDI)."""
+    return MnistLeNetNormed(n_outputs, "group", nn.ReLU)
+
+
+@register("mnist_lenet_gn_silu")
+def mnist_lenet_gn_silu(n_outputs: int) -> nn.Module:
+    """`mnist_lenet_gn` with SiLU activations: smooth input gradients for the SGLD sampler."""
+    return MnistLeNetNormed(n_outputs, "group", nn.SiLU)
+
+
+@register("mnist_lenet_sn")
+def mnist_lenet_sn(n_outputs: int) -> nn.Module:
+    """DeepProbLog's net with spectral normalisation of its hidden weights (Du & Mordatch's EBMs)."""
+    return MnistLeNetNormed(n_outputs, "spectral", nn.ReLU)
+
+
 @register("small_cnn")
 class SmallCnn(nn.Module):
     """A small CNN for 3x32x32 colour images (CIFAR-10, SVHN): three conv blocks with batch normalisation,

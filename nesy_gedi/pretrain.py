@@ -24,6 +24,7 @@ from nesy_gedi.networks import build_network
 from nesy_gedi.report import PRETRAIN_REPORT, plot_regions, plot_samples
 from nesy_gedi.rundir import LOG, RunDir
 from nesy_gedi.runner import resume_or_start, start_run, train_and_report
+from nesy_gedi.sample_quality import judge_arch, sample_quality, train_judge
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
@@ -47,6 +48,9 @@ class Unlabelled:
     """used only to score the clusters, never in training"""
     domain: Domain
     source: str
+    train_labels: np.ndarray | None
+    """images: used only to train the sample judge, never in training"""
+    classes: int
 
 
 def _take(size: int | None, available: int, key: str) -> int:
@@ -71,6 +75,8 @@ def load_unlabelled(config: PretrainConfig, cache: Path, device: torch.device) -
             images.test.labels[:n_test],
             Domain(low, -low),
             images.source,
+            images.train.labels[:n_train],
+            len(images.classes),
         )
     points = make_points(data.kind, data.train_size or 2000, data.test_size or 1000, data.noise, config.seed)
     return Unlabelled(
@@ -80,6 +86,8 @@ def load_unlabelled(config: PretrainConfig, cache: Path, device: torch.device) -
         points.test_labels,
         Domain(points.low.to(device), points.high.to(device)),
         f"scikit-learn make_{data.kind}",
+        None,
+        2,
     )
 
 
@@ -113,6 +121,12 @@ def evaluate(config: PretrainConfig, objective: Objective, data: Unlabelled, cac
             metrics[name] = ood_auroc(
                 score_in, torch.logsumexp(batched_logits(objective.cluster_net, inputs, batch), -1)
             )
+    samples = objective.samples()
+    if data.kind == "images" and samples is not None and config.eval.samples:
+        arch = judge_arch(tuple(data.test.shape[1:]), config.eval.judge_arch)
+        judge, _ = train_judge(data.train, data.train_labels, data.classes, arch, cache)
+        confidence = config.eval.sample_confidence
+        metrics.update(sample_quality(objective.cluster_net, samples, data.test, judge, data.classes, confidence))
     return metrics
 
 

@@ -35,6 +35,8 @@ PRETRAIN_KEYS = (
     "ood_auroc_fashion",
     "ood_auroc_mnist",
     "ood_auroc_noise",
+    "samples_confident",
+    "samples_classes_present",
     "train_steps",
     "train_seconds",
     "eval_seconds",
@@ -54,7 +56,12 @@ PRETRAIN_NOTES = (
     "`nmi`: normalised mutual information of the argmax cluster and the true label on the held-out inputs. "
     "`cluster_accuracy`: accuracy after the best one-to-one matching of clusters to labels (Hungarian). "
     "`ood_auroc_*`: AUROC of the score -E(x) = logsumexp of the cluster logits, the source's test images "
-    "(in-distribution) against the OOD source's test images (Fashion-MNIST for MNIST) or uniform noise.",
+    "(in-distribution) against the OOD source's test images (Fashion-MNIST for MNIST) or uniform noise. "
+    "`samples_confident`: share of the SGLD buffer that a supervised judge (a classifier of the source's "
+    "labelled training images, never used in training; `eval.judge_arch`) classifies with probability at "
+    "least `eval.sample_confidence`; `samples_classes_present`: how many classes occur among those "
+    "(`samples_class_shares` has each class's share); `energy_samples` / `energy_test`: mean energy of the "
+    "buffer and of the test inputs.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt` (its network is "
     "what `networks.<name>.init` loads), `train_log.jsonl` (one row per step).",
 )

@@ -46,11 +46,16 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
         raise UserError(f"{where(('method',))}: unknown method '{config.method}'; known: {', '.join(sorted(known))}")
     check_args(config.method_args, config.method, known)
     networks = config.networks if program_task else {"network": config.network}
-    for name, spec in networks.items():
-        loc = ("networks", name, "arch") if program_task else ("network", "arch")
-        if not known_architecture(spec.arch):
+    archs = {
+        (("networks", name, "arch") if program_task else ("network", "arch")): spec.arch
+        for name, spec in networks.items()
+    }
+    if not program_task and config.eval.judge_arch is not None:
+        archs[("eval", "judge_arch")] = config.eval.judge_arch
+    for loc, arch in archs.items():
+        if not known_architecture(arch):
             raise UserError(
-                f"{where(loc)}: unknown architecture '{spec.arch}'; known: {', '.join(sorted(ARCHITECTURES))}, "
+                f"{where(loc)}: unknown architecture '{arch}'; known: {', '.join(sorted(ARCHITECTURES))}, "
                 "or your own as `package.module:factory`"
             )
     kinds = {("data", "sources", n, "kind"): s.kind for n, s in config.data.sources.items()} if program_task else {}
