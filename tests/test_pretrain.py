@@ -9,11 +9,13 @@ import pytest
 import torch
 import yaml
 
+from nesy_gedi.args import parsed
 from nesy_gedi.checkpoint import NETWORK
 from nesy_gedi.cli import main
 from nesy_gedi.config import PretrainConfig, TaskConfig
 from nesy_gedi.pretrain import pretrain
 from nesy_gedi.rundir import RunDir
+from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.task import load_task
 
 from .conftest import ROOT, comparable, interrupt_training_at
@@ -138,6 +140,23 @@ def test_mnist_pretraining_scores_clusters_and_ood(method, tmp_path):
     assert 0 <= metrics["ood_auroc_fashion"] <= 1 and 0 <= metrics["ood_auroc_noise"] <= 1
     assert (tmp_path / "samples.png").is_file() == (method == "gedi")
     assert ("samples_confident" in metrics) == (method == "gedi")  # the judge reads generative runs only
+
+
+def test_mnist_defaults_keep_the_energy_gap_bounded(tmp_path):
+    """The task's own generative settings (network, sampler, weights, penalty) for 100 steps on 2,000 real
+    MNIST images: the gap between sample and data energies settles near its equilibrium w_gen / energy_l2
+    (the penalty's optimum) instead of running away, and no step diverges."""
+    sizes = {"data.train_size": "2000", "data.test_size": "500", "train.iterations": "100", "train.restarts": "1"}
+    config = load_task(
+        ROOT / "tasks" / "gedi_mnist.yaml", {**sizes, "eval.ood": "false", "eval.samples": "false"}, PretrainConfig
+    )
+    args = parsed(config.method_args, config.method, OBJECTIVES)
+    assert args.w_gen > 0 and args.energy_l2 > 0
+    metrics = pretrain(config, RunDir(tmp_path), "test")
+    assert metrics["status"] == "finished"
+    gaps = [json.loads(line)["energy_gap"] for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert len(gaps) == 100
+    assert max(abs(g) for g in gaps[40:]) <= 3 * args.w_gen / args.energy_l2
 
 
 def test_program_task_starts_from_a_pretrained_network(tmp_path, task_file):
