@@ -16,9 +16,10 @@ from nesy_gedi.errors import UserError
 
 
 class SGLDSpec(BaseModel):
-    """SGLD settings. The defaults are the values measured on MNIST (`tasks/gedi_mnist.yaml`, docs/results.md):
-    JEM's sampler (GEDI_SPEC.md §5) with 10 steps instead of 20 and a step of 0.1 instead of 1, which is
-    JEM's step scaled by the temperature 0.1 of the cluster logits."""
+    """SGLD settings. The defaults are JEM's sampler (GEDI_SPEC.md §5) with 10 steps instead of 20 and a step
+    of 0.1 instead of 1 (JEM's step scaled by the temperature 0.1 of the cluster logits): stable, but its
+    chains stay near noise on MNIST. `tasks/gedi_mnist.yaml` takes α = 1, which makes the energy a density
+    model of digits (docs/results.md, "The generative term, factor by factor")."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

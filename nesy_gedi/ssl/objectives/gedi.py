@@ -16,8 +16,9 @@ from nesy_gedi.ssl.terms import energy, energy_penalty, generative_loss, invaria
 
 
 class GediArgs(ObjectiveArgs):
-    """GEDI's arguments; the defaults are the values measured on MNIST (`tasks/gedi_mnist.yaml`,
-    docs/results.md), the 2-D toy tasks set their own."""
+    """GEDI's arguments; the defaults are the values measured on MNIST (docs/results.md). With SGLD's
+    default step they keep the energy flat; `tasks/gedi_mnist.yaml` lowers `energy_l2` to 0.002 with α = 1
+    for a working energy model. The 2-D toy tasks set their own."""
 
     temperature: PositiveFloat = Field(
         0.1, description="τ: cluster logits = network logits / τ (the author's value; clusters leave the start fast)"
