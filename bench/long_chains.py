@@ -37,7 +37,8 @@ def main() -> None:
     print("|---" * (len(visits) + 1) + "|")
     for folder in options.runs:
         config = load_task(folder / "config.yaml", {}, PretrainConfig)
-        data = load_unlabelled(config, cache_folder(config.data.cache), device)
+        cache = cache_folder(config.data.cache)
+        data = load_unlabelled(config, cache, device)
         objective = build_objective(config, data, device, config.seed)
         state = torch.load(folder / CHECKPOINT, map_location=device, weights_only=False)
         objective.network.load_state_dict(state["networks"]["net"])
@@ -46,7 +47,7 @@ def main() -> None:
         sampler = SGLDSampler(spec, data.domain, torch.Generator(device).manual_seed(0))
         sampler.load_state_dict({"buffer": chains})
         arch = judge_arch(tuple(data.test.shape[1:]), config.eval.judge_arch)
-        judge, _ = train_judge(data.train, data.train_labels, data.classes, arch, cache_folder(config.data.cache))
+        judge, _ = train_judge(data.train, data.train_labels, data.classes, arch, cache)
         cells, done = [], 0
         for target in visits:
             for _ in range(target - done):
