@@ -46,7 +46,7 @@ CONCEPTS = (
     "entropy_c",
     "nmi",
 )
-CLASSES = ("grounded", "shortcut", "failed")
+CLASSES = ("grounded", "grounded with labels", "shortcut", "failed")
 CLUSTERS = ("nmi", "cluster_accuracy")
 """a pretraining run's cluster scores, tabulated per method beside its `ood_auroc_*` scores"""
 
@@ -115,10 +115,12 @@ def _stats(values: list[float]) -> str:
 
 
 def label(method: str, results: list[dict]) -> str:
-    """A method's name in tables, with the objectives its pipeline pretrained with:
-    `gedi-pretrained[gedi-nogen]`."""
+    """A method's name in tables, with the objectives its pipeline pretrained with and the labelled images
+    its naming used: `gedi-pretrained[gedi-nogen]`, `gedi-pretrained[gedi] + 10 labels`."""
     objectives = sorted({p["method"] for r in results for p in r.get("pretraining", {}).values()})
-    return f"{method}[{'+'.join(objectives)}]" if objectives else method
+    name = f"{method}[{'+'.join(objectives)}]" if objectives else method
+    used = {sum(r["naming"]["labelled_images"].values()) for r in results if r.get("naming", {}).get("labelled_images")}
+    return name + (f" + {'/'.join(map(str, sorted(used)))} labels" if used else "")
 
 
 def _by_method(jobs: list[Job], results: list[dict]) -> dict[str, list[dict]]:
@@ -216,8 +218,9 @@ def _csv(jobs: list[Job], results: list[dict]) -> str:
 
 def _program_report(grouped: dict[str, list[dict]], results: list[dict]) -> list[str]:
     return [
-        "Runs: a finished run is *grounded* when its Acc(C) reaches the task's `eval.grounded_at`, else a "
-        "*shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
+        "Runs: a finished run is *grounded* when its Acc(C) reaches the task's `eval.grounded_at` (*grounded "
+        "with labels* when labelled images chose its naming, `naming_labels`: never counted as unsupervised), "
+        "else a *shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
         "finished runs. *s per run*: median training + evaluation seconds, with the seconds of the run's "
         "own pretraining (`networks.<name>.pretrain`; `method[objective]` names it) included.",
         "",

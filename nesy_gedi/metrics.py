@@ -112,10 +112,13 @@ def expected_calibration_error(probabilities: np.ndarray, true: np.ndarray, bins
     )
 
 
-def classify(task_accuracy: float, concept_accuracy: float, grounded_at: float, task_at: float) -> str:
-    """grounded (Acc(C) ≥ grounded_at), else shortcut (Acc(Y) ≥ task_at), else failed."""
+def classify(
+    task_accuracy: float, concept_accuracy: float, grounded_at: float, task_at: float, labelled: bool = False
+) -> str:
+    """grounded (Acc(C) ≥ grounded_at; `grounded with labels` when labelled images chose the naming, so it
+    never counts as unsupervised), else shortcut (Acc(Y) ≥ task_at), else failed."""
     if concept_accuracy >= grounded_at:
-        return "grounded"
+        return "grounded with labels" if labelled else "grounded"
     return "shortcut" if task_accuracy >= task_at else "failed"
 
 

@@ -19,6 +19,11 @@ every training query. A bijective shortcut explains them equally well: exactly w
 seed then chooses among the tied namings), within the clusters' impurity otherwise. Every naming within
 `RIVAL_MARGIN` of the best is reported as a rival, and called a bijective shortcut only when it is one (the
 map from the chosen naming to the rival keeps the program's answer on every training combination).
+
+A few labels break such ties (`networks.<name>.naming_labels: k`): k training images per domain value, drawn
+with the run's seed, are read with their true concepts, and among the namings within `RIVAL_MARGIN` of the
+best the one that reads the most of them right is chosen (then the most queries answered, then the seed).
+They choose among namings only; they never enter a loss.
 """
 
 from __future__ import annotations
@@ -53,11 +58,17 @@ class Naming:
     permutations: Permutations
     explained: float
     """share of the training queries the program answers right under the chosen naming"""
-    rivals: list[tuple[Permutations, float, bool | None]]
-    """other namings within RIVAL_MARGIN of it, with their shares and whether each is the chosen naming
-    followed by a bijective shortcut of the task (None: not checked, several networks named), best first"""
+    rivals: list[tuple[Permutations, float, bool | None, float | None]]
+    """other namings within RIVAL_MARGIN of it, with their shares, whether each is the chosen naming followed
+    by a bijective shortcut of the task (None: not checked, several networks named) and the share of the
+    labelled images it reads right (None: no labels), best first"""
     search: str
     """`exhaustive` (every naming scored: the best is certain) or `hill climbing` (a heuristic)"""
+    labels: dict[str, int]
+    """labelled images used per network (`naming_labels` × domain values, fewer where the training images
+    lack a value); empty: unsupervised"""
+    label_agreement: float | None
+    """share of the labelled images the chosen naming reads as their label (None: no labels)"""
 
     def summary(self) -> dict:
         def plain(perms: Permutations) -> dict:
@@ -67,7 +78,12 @@ class Naming:
             "permutations": plain(self.permutations),
             "explained": self.explained,
             "search": self.search,
-            "rivals": [{"permutations": plain(p), "explained": e, "bijective_shortcut": b} for p, e, b in self.rivals],
+            "labelled_images": self.labels,
+            "label_agreement": self.label_agreement,
+            "rivals": [
+                {"permutations": plain(p), "explained": e, "bijective_shortcut": b, "label_agreement": a}
+                for p, e, b, a in self.rivals
+            ],
         }
 
 
@@ -202,6 +218,22 @@ def _through_shortcuts(
     return composed
 
 
+def _labelled_images(
+    clusters: np.ndarray, train_set: QuerySet, read: list[int], size: int, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """k distinct training images per domain value (fewer if the training queries hold fewer), drawn with
+    `rng`: their clusters and true concepts."""
+    index = train_set.indices[:, read].ravel()
+    found, concept = clusters[:, read].ravel(), train_set.concepts[:, read].ravel()
+    _, first = np.unique(index, return_index=True)  # each image once, however many queries read it
+    chosen = []
+    for value in range(size):
+        images = first[concept[first] == value]
+        chosen.extend(rng.choice(images, size=min(k, len(images)), replace=False).tolist())
+    chosen = np.array(sorted(chosen), dtype=np.int64)
+    return found[chosen], concept[chosen]
+
+
 def name_clusters(
     predicates: dict[str, torch.nn.Module],
     heads: dict[str, torch.nn.Linear],
@@ -211,12 +243,14 @@ def name_clusters(
     combinations: list | None,
     tensors: dict[str, torch.Tensor],
     seed: int,
+    labels: dict[str, int] | None = None,
     restarts: int = 20,
 ) -> Naming:
     """Find the naming of the clusters of the networks in `heads` under which the program, reading each
     training image as the output its predicate makes most probable, answers the most training queries (the
     other networks are read as they are); apply it to the rows of those networks' last layers. For a
-    restricted task the best naming followed by each bijective shortcut is scored too."""
+    restricted task the best naming followed by each bijective shortcut is scored too. `labels`: per network,
+    k labelled images per domain value that choose among the namings within RIVAL_MARGIN of the best."""
     names = sorted(predicates)
     readers = template.readers
     clusters = {}
@@ -244,27 +278,45 @@ def name_clusters(
             for perm in _through_shortcuts(best, shortcuts, sizes, movable):
                 found[tuple(perm[n] for n in movable)] = score(perm)
     most = max(found.values())
-    # among namings that answer exactly as many queries, the seed chooses: over seeds, each is taken as often
-    tied = [p for p, right in found.items() if right == most]
+    draw = np.random.default_rng([seed, 1])  # the labelled images: their own stream, the same for every naming
+    labelled = {
+        n: _labelled_images(clusters[n], train_set, readers[n], sizes[n], k, draw)
+        for n in movable
+        if (k := (labels or {}).get(n, 0))
+    }
+    total = sum(len(concepts) for _, concepts in labelled.values())
+
+    def agreement(pick: tuple) -> float | None:
+        if not total:
+            return None
+        perm = dict(zip(movable, pick, strict=True))
+        return sum(int((np.array(perm[n])[c] == v).sum()) for n, (c, v) in labelled.items()) / total
+
+    close = {p: right for p, right in found.items() if right >= most - RIVAL_MARGIN * len(train_set)}
+    # labels rank the namings the program cannot tell apart; among namings equal in labels and queries
+    # answered, the seed chooses: over seeds, each is taken as often
+    rank = {p: (agreement(p) or 0.0, right) for p, right in close.items()}
+    tied = [p for p in close if rank[p] == max(rank.values())]
     pick = tied[rng.integers(len(tied))]
     chosen = dict(zip(movable, pick, strict=True))
-    close = [(p, right) for p, right in sorted(found.items(), key=lambda item: -item[1]) if p != pick]
-    close = [(p, right) for p, right in close if right >= most - RIVAL_MARGIN * len(train_set)][:RIVALS_KEPT]
+    others = sorted(((p, right) for p, right in close.items() if p != pick), key=lambda item: -item[1])
     trained = training_combinations(template, sizes, combinations)
     rivals = [
         (
             dict(zip(movable, p, strict=True)),
             right / len(train_set),
             _is_bijective_shortcut(template, movable[0], pick[0], p[0], trained) if lone else None,
+            agreement(p),
         )
-        for p, right in close
+        for p, right in others[:RIVALS_KEPT]
     ]
     with torch.no_grad():
         for n, head in heads.items():
             order = torch.as_tensor(np.argsort(chosen[n]), device=head.weight.device)
             head.weight.copy_(head.weight[order])
             head.bias.copy_(head.bias[order])
-    return Naming(chosen, most / len(train_set), rivals, search)
+    used = {n: len(concepts) for n, (_, concepts) in labelled.items()}
+    return Naming(chosen, found[pick] / len(train_set), rivals, search, used, agreement(pick))
 
 
 def describe(naming: Naming) -> str:
@@ -273,14 +325,24 @@ def describe(naming: Naming) -> str:
     lines.append(
         f"search: {naming.search}" + (" (the best naming is certain)" if naming.search == "exhaustive" else "")
     )
-    for perms, explained, shortcut in naming.rivals:
-        rival = f"rival naming {'; '.join(f'{n}: {list(p)}' for n, p in perms.items())} answers {explained:.1%}: "
+    if naming.labels:
+        images = ", ".join(f"{n}: {m}" for n, m in naming.labels.items())
+        lines.append(
+            f"labelled images ({images}) chose among the namings within {RIVAL_MARGIN:.0%} of the best: this one "
+            f"reads {naming.label_agreement:.0%} of them as labelled"
+        )
+    for perms, explained, shortcut, agrees in naming.rivals:
+        rival = f"rival naming {'; '.join(f'{n}: {list(p)}' for n, p in perms.items())} answers {explained:.1%}"
+        rival += f" and reads {agrees:.0%} of the labelled images right: " if agrees is not None else ": "
+        doubt = "the labels chose between them" if naming.labels else "grounding is a guess"
         if shortcut:
             rival += "it is this naming followed by a bijective shortcut (`nesy-gedi shortcuts`): the program "
-            rival += "cannot tell them apart, so grounding is a guess"
+            rival += f"cannot tell them apart, so {doubt}"
         elif shortcut is None:
-            rival += "the program may not tell them apart (`nesy-gedi shortcuts`), so the naming is uncertain"
+            rival += "the program may not tell them apart (`nesy-gedi shortcuts`), so "
+            rival += "the labels chose" if naming.labels else "the naming is uncertain"
         else:
-            rival += "no shortcut of the task, but the clusters are too impure to rule it out: the naming is uncertain"
+            rival += "no shortcut of the task, but the clusters are too impure to rule it out: "
+            rival += "the labels chose" if naming.labels else "the naming is uncertain"
         lines.append(rival)
     return "\n".join(lines)

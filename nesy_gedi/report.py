@@ -46,8 +46,9 @@ QUERY_NOTES = (
     "queries (`task_accuracy_ceiling`, for sampled or file labels: the same for perfect concepts). "
     "`concept_accuracy` (Acc(C)): the network alone, on every image of the test queries, prediction "
     "index = true concept (no relabelling). `nmi`: normalised mutual information of those predictions and the "
-    "true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at), shortcut (else Acc(Y) at least "
-    "eval.task_at), failed. `ood_*`: the same on the out-of-distribution queries. `metrics.json` has every "
+    "true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at; `grounded with labels` when "
+    "labelled images chose the naming, `naming_labels`), shortcut (else Acc(Y) at least eval.task_at), "
+    "failed. `ood_*`: the same on the out-of-distribution queries. `metrics.json` has every "
     "concept metric per split and network under `id` / `ood`.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
     "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",

@@ -77,7 +77,13 @@ def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, li
         **({"task_accuracy_ceiling": ident["acc_y_ceiling"]} if "acc_y_ceiling" in ident else {}),
         concept_accuracy=ident["concept_accuracy"],
         nmi=ident["nmi"],
-        grounding=classify(ident["acc_y"], ident["concept_accuracy"], config.eval.grounded_at, config.eval.task_at),
+        grounding=classify(
+            ident["acc_y"],
+            ident["concept_accuracy"],
+            config.eval.grounded_at,
+            config.eval.task_at,
+            labelled=bool(task.naming and task.naming.labels),
+        ),
     )
     if "ood" in metrics:
         metrics.update(

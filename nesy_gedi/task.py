@@ -79,6 +79,11 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
             )
         if spec.init is not None and spec.pretrain is not None:
             raise UserError(f"{where(('networks', name, 'pretrain'))}: give `pretrain` or `init`, not both")
+        if spec.naming_labels and not (spec.naming and (spec.init or spec.pretrain)):
+            raise UserError(
+                f"{where(('networks', name, 'naming_labels'))}: labels only choose how pretrained clusters are "
+                "named; give the network `init` or `pretrain` and keep `naming: true`, or set naming_labels: 0"
+            )
         if spec.pretrain is not None:  # the pretraining task must load, with its objective
             method = {"method": spec.pretrain.method} if spec.pretrain.method else {}
             load_task(spec.pretrain.task, method, PretrainConfig)
@@ -272,7 +277,17 @@ def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict
         name: head_of(networks[name], name) for name, spec in config.networks.items() if name in starts and spec.naming
     }
     naming = (
-        name_clusters(predicates, heads, sizes, template, train_set, config.data.combinations, tensors, config.seed)
+        name_clusters(
+            predicates,
+            heads,
+            sizes,
+            template,
+            train_set,
+            config.data.combinations,
+            tensors,
+            config.seed,
+            {name: config.networks[name].naming_labels for name in heads},
+        )
         if heads
         else None
     )

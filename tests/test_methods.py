@@ -12,6 +12,7 @@ import torch
 
 from nesy_gedi.checkpoint import NETWORK
 from nesy_gedi.cli import main
+from nesy_gedi.compare import label
 from nesy_gedi.config import PretrainConfig
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.data.mnist import default_cache_dir, load_mnist
@@ -142,9 +143,10 @@ def test_one_backward_gives_the_sum_of_the_separate_gradients(engine, method):
         assert torch.allclose(b, q + s, atol=1e-6)
 
 
-@pytest.mark.parametrize("naming", [True, False])
-def test_gedi_pretrained_starts_from_the_checkpoint(tmp_path, task_file, pretrained, monkeypatch, naming):
-    """Its first-step outputs are the checkpoint's, in the order the program named them (naming.py)."""
+@pytest.mark.parametrize("naming, labels", [(True, 0), (False, 0), (True, 1)])
+def test_gedi_pretrained_starts_from_the_checkpoint(tmp_path, task_file, pretrained, monkeypatch, naming, labels):
+    """Its first-step outputs are the checkpoint's, in the order the program named them (naming.py); labelled
+    images, when asked for, are recorded and keep the run out of the unsupervised classes."""
     saved = torch.load(pretrained / "checkpoint.pt", weights_only=False)["networks"][NETWORK]
     reference = build_network("mnist_lenet_bn", 10)
     reference.load_state_dict(saved)
@@ -164,11 +166,15 @@ def test_gedi_pretrained_starts_from_the_checkpoint(tmp_path, task_file, pretrai
         "method": "gedi-pretrained",
         "networks.mnist_net.init": str(pretrained),
         "networks.mnist_net.naming": str(naming).lower(),
+        "networks.mnist_net.naming_labels": str(labels),
     }
     metrics = run_task(load_task(TASK, {**TINY, **sets}), RunDir(tmp_path), "test")
     order = list(range(10))
     if naming:
         order = np.argsort(metrics["naming"]["permutations"]["mnist_net"]).tolist()
+        assert bool(metrics["naming"]["labelled_images"]) is bool(labels)
+        assert metrics["grounding"] != ("grounded" if labels else "grounded with labels")
+        assert label("gedi-pretrained", [metrics]).endswith(" labels") is bool(labels)
     else:
         assert "naming" not in metrics
     with torch.no_grad():  # float32 within rounding: a permuted weight matrix may take another kernel path

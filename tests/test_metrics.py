@@ -71,3 +71,8 @@ def test_entropy_of_uniform_predictions_is_one():
 )
 def test_runs_are_classified_by_the_thresholds(acc_y, acc_c, expected):
     assert classify(acc_y, acc_c, 0.9, 0.9) == expected
+
+
+def test_a_run_whose_naming_used_labels_is_never_counted_as_unsupervised():
+    assert classify(0.99, 0.95, 0.9, 0.9, labelled=True) == "grounded with labels"
+    assert classify(0.99, 0.01, 0.9, 0.9, labelled=True) == "shortcut"

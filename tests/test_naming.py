@@ -36,9 +36,12 @@ class Scrambled(nn.Module):
         return self.head(nn.functional.one_hot(x[:, 0, 0, 0].long(), len(self.head.weight)).float())
 
 
-def named(task: str, order: list[int], misread: int = 0) -> tuple[Scrambled, object, torch.Tensor]:
+def named(
+    task: str, order: list[int], misread: int = 0, labels: int = 0, seed: int = 0, claimed: list[int] | None = None
+) -> tuple[Scrambled, object, torch.Tensor]:
     """Name the clusters of 10 queries per training pair of the task, the first `misread` images in the
-    wrong cluster (impure clusters)."""
+    wrong cluster (impure clusters), with `labels` labelled images per digit; `claimed`: the true concepts the
+    query set records for digit d are claimed[d] (labels that lie)."""
     config = load_task(ROOT / "tasks" / task)
     template = QueryTemplate(Program(config.program), **config.query.model_dump())
     combos = [tuple(c) for c in config.data.combinations] * 10
@@ -47,7 +50,7 @@ def named(task: str, order: list[int], misread: int = 0) -> tuple[Scrambled, obj
     images[:, 0, 0, 0] = digits.float()
     images[:misread, 0, 0, 0] = (digits[:misread] + 1) % len(order)
     indices = np.arange(len(digits)).reshape(len(combos), 2)
-    concepts = np.array(combos)
+    concepts = np.array(combos) if claimed is None else np.array(claimed)[np.array(combos)]
     train = QuerySet("train", ("t", "t"), indices, concepts, [template.label(list(c)) for c in combos])
     net = Scrambled(order)
     naming = name_clusters(
@@ -58,7 +61,8 @@ def named(task: str, order: list[int], misread: int = 0) -> tuple[Scrambled, obj
         train,
         config.data.combinations,
         {"t": images},
-        seed=0,
+        seed=seed,
+        labels={"mnist_net": labels},
     )
     return net, naming, images
 
@@ -86,11 +90,51 @@ def test_a_bijective_shortcut_shows_as_a_tie():
     """MNIST-EvenOdd's bijective shortcut d -> (d + 5) mod 10 explains every training pair as well."""
     order = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
     net, naming, images = named("mnist_evenodd.yaml", order)
-    assert naming.explained == 1.0 and [(share, shortcut) for _, share, shortcut in naming.rivals] == [(1.0, True)]
+    assert naming.explained == 1.0 and [(share, shortcut) for _, share, shortcut, _ in naming.rivals] == [(1.0, True)]
     assert naming.search == "exhaustive"
     found = net(images).argmax(-1)
     digits = images[:, 0, 0, 0].long()  # no image misread here
     assert torch.equal(found, digits) or torch.equal(found, (digits + 5) % 10)
+
+
+ORDER = [7, 2, 9, 0, 5, 1, 8, 3, 6, 4]
+
+
+def test_one_label_per_digit_picks_the_intended_naming_among_exact_rivals():
+    """MNIST-EvenOdd: the intended naming and d -> (d + 5) mod 10 tie on the queries; without labels the seed
+    chooses (seeds 0-2 fall on both sides), one labelled image per digit picks the intended naming on each
+    of them, and the rival stays reported."""
+    unsupervised = {named("mnist_evenodd.yaml", ORDER, seed=s)[1].permutations["mnist_net"] for s in range(3)}
+    assert len(unsupervised) == 2
+    for seed in range(3):
+        net, naming, images = named("mnist_evenodd.yaml", ORDER, labels=1, seed=seed)
+        assert naming.permutations["mnist_net"] == tuple(ORDER) and naming.explained == 1.0
+        assert naming.labels == {"mnist_net": 10} and naming.label_agreement == 1.0
+        [(rival, share, shortcut, agreement)] = naming.rivals
+        assert rival["mnist_net"] == tuple((d + 5) % 10 for d in ORDER) and share == 1.0 and shortcut is True
+        assert agreement == 0.0
+        assert torch.equal(net(images).argmax(-1), images[:, 0, 0, 0].long())
+    summary = naming.summary()
+    assert summary["labelled_images"] == {"mnist_net": 10} and summary["rivals"][0]["label_agreement"] == 0.0
+
+
+def test_labels_choose_only_among_namings_the_program_cannot_tell_apart():
+    """Labels that claim the shifted digits pick the shifted naming on MNIST-EvenOdd (a tie the program cannot
+    break), but on MNIST-Half, where the program has one best naming, lying labels do not override it."""
+    shifted = [(d + 5) % 10 for d in range(10)]
+    _, naming, _ = named("mnist_evenodd.yaml", ORDER, labels=1, claimed=shifted)
+    assert naming.permutations["mnist_net"] == tuple((d + 5) % 10 for d in ORDER) and naming.label_agreement == 1.0
+    half = [3, 0, 4, 1, 2]
+    _, naming, _ = named("mnist_half.yaml", half, labels=2, claimed=[1, 2, 3, 4, 0])
+    assert naming.permutations["mnist_net"] == tuple(half) and naming.rivals == []
+    assert naming.labels == {"mnist_net": 10} and naming.label_agreement == 0.0
+
+
+def test_labels_without_a_pretrained_network_are_one_clear_message(capsys):
+    from nesy_gedi.cli import main
+
+    assert main(["run", str(ROOT / "tasks" / "mnist_half.yaml"), "--set", "networks.mnist_net.naming_labels=1"]) == 2
+    assert "networks.mnist_net.naming_labels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("naming", [True, False])
