@@ -2,9 +2,10 @@
 the run, so a rate over seeds includes the pretraining's randomness and cost.
 
 A pretraining run is cached by content under `<cache>/pretraining/`: its resolved task (objective, seed,
-architecture, clusters = the network's domain size, every setting) and the code's version (a hash of the
-package's source) name its folder. Every task and method asking for the same one reuses it; an
-interrupted one resumes; processes asking at once take turns through a file lock, so it is trained once.
+architecture, clusters = the network's domain size, every setting but the device and torch threads, which it
+takes from the run) and the code's version (a hash of the package's source) name its folder. Every task
+and method asking for the same one reuses it; an interrupted one resumes; processes asking at once take
+turns through a file lock, so it is trained once.
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ def code_version() -> str:
 
 
 def pretraining_config(config: TaskConfig, network: str, clusters: int) -> PretrainConfig:
-    """The network's pretraining task with the run's seed, the network's architecture and domain size."""
+    """The network's pretraining task with the run's seed, the network's architecture and domain size, run
+    where and how the run is (its device and torch threads, unless the pretraining's `set` says)."""
     spec = config.networks[network]
-    sets = {key: yaml_text(value) for key, value in spec.pretrain.set.items()}
+    sets = {"device": config.device}
+    if config.train.threads is not None:
+        sets["train.threads"] = str(config.train.threads)
+    sets.update({key: yaml_text(value) for key, value in spec.pretrain.set.items()})
     sets.update({"seed": str(config.seed), "network.arch": spec.arch, "network.clusters": str(clusters)})
     if spec.pretrain.method:
         sets["method"] = spec.pretrain.method
@@ -45,7 +50,9 @@ def pretraining_config(config: TaskConfig, network: str, clusters: int) -> Pretr
 def cached_pretraining(config: PretrainConfig, cache: Path) -> tuple[Path, dict, bool]:
     """The folder of this pretraining (trained now, resumed, or reused), its metrics, and whether it was
     reused as it was."""
-    key = hashlib.sha256(f"{code_version()}\n{dump_config(config)}".encode()).hexdigest()[:16]
+    # where and with how many threads it runs is not what it trains: runs of either setting share it
+    content = config.model_copy(update={"device": "auto", "train": config.train.model_copy(update={"threads": None})})
+    key = hashlib.sha256(f"{code_version()}\n{dump_config(content)}".encode()).hexdigest()[:16]
     folder = cache / "pretraining" / f"{config.name}-{config.method}-seed{config.seed}-{key}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f"{folder.name}.lock", "w") as lock:

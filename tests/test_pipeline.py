@@ -74,3 +74,16 @@ def test_pretrain_and_init_together_is_one_clear_message(task_file, tmp_path, ca
 
     assert main(["run", str(path)]) == 2
     assert "give `pretrain` or `init`, not both" in capsys.readouterr().err
+
+
+def test_the_pretraining_runs_with_the_runs_threads_and_serves_any_thread_count(task_file, tmp_path):
+    """A run's `train.threads` reaches its pretraining (two jobs side by side must not each take every core),
+    and being an execution setting, not content, it does not split the cache."""
+    path = pipeline_task(task_file)
+    one = {**RUN, "train": {**RUN["train"], "threads": 1}}
+    first = nesy_gedi.load_task(path, **one).train(out=tmp_path / "a")["pretraining"]["mnist_net"]
+    resolved = yaml.safe_load((ROOT / first["folder"] / "config.yaml").read_text())
+    assert resolved["train"]["threads"] == 1 and first["reused"] is False
+    two = {**RUN, "train": {**RUN["train"], "threads": 2}}
+    again = nesy_gedi.load_task(path, **two).train(out=tmp_path / "b")["pretraining"]["mnist_net"]
+    assert again == {**first, "reused": True}
