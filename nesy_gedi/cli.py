@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("task", help="task YAML")
     compare.add_argument("--methods", required=True, help="comma-separated method names, e.g. dpl,gedi,swav")
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..K-1 for each method (default 5)")
-    compare.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
+    compare.add_argument("--workers", type=int, default=2, help="runs in parallel, local backend (default 2)")
+    compare.add_argument(
+        "--backend", choices=["local", "ray"], default="local", help="local processes, or Ray tasks on a cluster"
+    )
+    compare.add_argument("--address", help="ray: the cluster (`auto`, or host:port); default: start a local one")
+    compare.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs each run asks for (default 0)")
     compare.add_argument("--out", help="comparison folder (default: comparisons/<task>)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a task key")
 
@@ -109,7 +114,22 @@ def _compare(args: argparse.Namespace, command: str) -> int:
         raise UserError("--seeds and --workers take a whole number of at least 1")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     out = args.out or f"comparisons/{load_task(args.task, sets=_parse_sets(sets_for('', args.set))).config.name}"
-    print(compare(args.task, methods, args.seeds, args.workers, out, args.set, command))
+    if args.gpus_per_run < 0:
+        raise UserError("--gpus-per-run takes a number of at least 0")
+    print(
+        compare(
+            args.task,
+            methods,
+            args.seeds,
+            args.workers,
+            out,
+            args.set,
+            command,
+            args.backend,
+            args.address,
+            args.gpus_per_run,
+        )
+    )
     print(f"comparison folder: {out}")
     return 0
 

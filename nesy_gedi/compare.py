@@ -3,7 +3,9 @@
 Each run is an ordinary `nesy-gedi run` (a program task) or `nesy-gedi pretrain` (a pretraining task) in
 `<out>/<method>-seed<N>` (its output in `<method>-seed<N>.log`), so every run folder has its own metrics,
 report and checkpoint. A finished run (its `metrics.json`) is reused as it is, an interrupted one is
-resumed from its checkpoint, and a failing or diverging run is counted without stopping the others.
+resumed from its checkpoint, and a failing or diverging run is counted without stopping the others. The
+runs execute on a backend (backends.py: local processes, or Ray tasks on a cluster); one progress bar
+follows the grid.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import platform
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from nesy_gedi.backends import PARENT, Backend, make_backend
 from nesy_gedi.checkpoint import CHECKPOINT
 from nesy_gedi.config import TaskConfig
 from nesy_gedi.errors import UserError
@@ -71,8 +76,9 @@ def sets_for(method: str, sets: list[str]) -> list[str]:
     return own
 
 
-def _run(job: Job, task: str, sets: list[str], threads: int, kind: str) -> dict:
-    """One run (`kind`: `run` or `pretrain`) in its own process; its metrics, or why it has none."""
+def _run(job: Job, task: str, sets: list[str], threads: int, kind: str, cwd: str) -> dict:
+    """One run (`kind`: `run` or `pretrain`) in its own process, started in `cwd` (relative paths of the
+    command line mean there, on whichever machine runs it); its metrics, or why it has none."""
     if (job.folder / METRICS).is_file():
         return json.loads((job.folder / METRICS).read_text())
     command = [sys.executable, "-m", "nesy_gedi", kind]
@@ -84,7 +90,8 @@ def _run(job: Job, task: str, sets: list[str], threads: int, kind: str) -> dict:
     job.folder.parent.mkdir(parents=True, exist_ok=True)
     log = job.folder.parent / f"{job.folder.name}.log"
     with log.open("w") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        env = {**os.environ, PARENT: str(os.getpid())}
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=env)
     logger.info("%s seed %d: exit %d", job.method, job.seed, done.returncode)
     if (job.folder / METRICS).is_file():
         return json.loads((job.folder / METRICS).read_text())
@@ -253,9 +260,48 @@ def _pretrain_report(grouped: dict[str, list[dict]]) -> list[str]:
     ]
 
 
-def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, sets: list[str], command: str) -> str:
+def _grid(jobs: list[Job], work: Callable[[Job], dict], backend: Backend) -> list[dict]:
+    """Every job's result, run on the backend, with one progress bar: runs done, running (their log written
+    since the grid started), failed, elapsed and estimated time left."""
+    started = time.time()
+    for job in jobs:
+        backend.submit(job, partial(work, job))
+    results: dict[Job, dict] = {}
+    bar = tqdm(total=len(jobs), desc="compare", unit="run", dynamic_ncols=True, mininterval=5.0)
+    shown = None
+    try:
+        while len(results) < len(jobs):
+            for job, result in backend.finished(timeout=2.0):
+                results[job] = result
+                bar.update(1)
+            logs = [j.folder.parent / f"{j.folder.name}.log" for j in jobs if j not in results]
+            running = sum(log.is_file() and log.stat().st_mtime >= started for log in logs)
+            failed = sum(r.get("status") != "finished" for r in results.values())
+            counts = {"done": len(results) - failed, "running": running, "failed": failed}
+            if counts != shown:
+                bar.set_postfix(counts)
+                shown = counts
+    finally:
+        bar.close()
+        backend.close()
+    return [results[job] for job in jobs]
+
+
+def compare(
+    task: str,
+    methods: list[str],
+    seeds: int,
+    workers: int,
+    out: str,
+    sets: list[str],
+    command: str,
+    backend: str = "local",
+    address: str | None = None,
+    gpus: float = 0.0,
+) -> str:
     """Run (or reuse) every method × seed of a program or pretraining task and write `comparison.csv` and
-    `comparison.md` into `out`; the report's text."""
+    `comparison.md` into `out`; the report's text. `backend`: `local` (`workers` runs at a time) or `ray`
+    (Ray tasks on the cluster at `address`, each asking for its torch threads as CPUs and `gpus` GPUs)."""
     for item in sets:
         prefix, sep, _ = item.partition(":")
         if sep and "=" not in prefix and prefix not in methods:
@@ -273,12 +319,17 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
         configs.append(load_task(task, {**overrides, "method": method}))
     kind = "run" if isinstance(configs[0], TaskConfig) else "pretrain"
     jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)  # the cores shared out, unless --set says otherwise
+    if backend == "local":  # the cores shared out, unless --set says otherwise
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    else:  # a Ray task asks for as many CPUs as its run has threads
+        threads = 1
     threads_run = plain.get("train.threads", str(threads))
+    runner = make_backend(backend, workers, address, int(threads_run), gpus)
     started = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda job: _run(job, task, sets, threads, kind), jobs))
+    task = str(Path(task).resolve())
+    results = _grid(jobs, partial(_run, task=task, sets=sets, threads=threads, kind=kind, cwd=os.getcwd()), runner)
     elapsed = time.perf_counter() - started
+    where = f"{workers} runs in parallel" if backend == "local" else f"Ray tasks ({address or 'a local cluster'})"
     folder = RunDir(out)
     grouped = _by_method(jobs, results)
     folder.write_text("comparison.csv", _csv(jobs, results))
@@ -289,8 +340,8 @@ def compare(task: str, methods: list[str], seeds: int, workers: int, out: str, s
         [
             f"# Comparison: {Path(task).name}",
             "",
-            f"`{command}` on {date.today()}, {platform.machine()} ({platform.platform()}), {workers} runs in "
-            f"parallel with {threads_run} torch thread(s) each. This call took {elapsed / 60:.1f} min; the runs' "
+            f"`{command}` on {date.today()}, {platform.machine()} ({platform.platform()}), {where} "
+            f"with {threads_run} torch thread(s) each. This call took {elapsed / 60:.1f} min; the runs' "
             f"training and evaluation add up to {run_seconds / 60:.1f} min (reused runs included).",
             "",
             *(_program_report(grouped, results) if kind == "run" else _pretrain_report(grouped)),

@@ -71,6 +71,7 @@ def train_and_report(
     except Diverged as exc:
         metrics.update(exc.summary(trainer.seconds + discarded_seconds))
         run.write_json(METRICS, metrics)
+        trainer.events.final(metrics, [], trainer.step)
         write_report(run, config.name, config.method, metrics, [], keys, notes)
         return metrics
     metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds + discarded_seconds)
@@ -78,5 +79,6 @@ def train_and_report(
     found, pictures = evaluate()
     metrics.update(found, eval_seconds=time.perf_counter() - started)
     run.write_json(METRICS, metrics)
+    trainer.events.final(metrics, pictures, trainer.step)
     write_report(run, config.name, config.method, metrics, pictures, keys, notes)
     return metrics

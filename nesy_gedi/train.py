@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from nesy_gedi.checkpoint import load_checkpoint, save_checkpoint
 from nesy_gedi.rundir import RunDir
+from nesy_gedi.tracking import EventLog
 
 
 class Interrupted(Exception):
@@ -103,6 +104,8 @@ class Trainer:
         self.step = 0
         self.seconds = 0.0
         self._pending: list[dict] = []
+        self.events = EventLog(run.path)
+        """TensorBoard events: the log rows as they are saved, then the final metrics (runner.py)"""
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
         cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[self.spec.optimizer]
@@ -118,6 +121,7 @@ class Trainer:
 
     def save(self) -> None:
         self.run.append_log(self._pending)
+        self.events.rows(self._pending)
         self._pending = []
         save_checkpoint(
             self.run,
@@ -136,6 +140,7 @@ class Trainer:
         )
         self.learner.load_state_dict(learner)
         self.run.truncate_log(self.step)
+        self.events.resumed_at = self.step
 
     def train(self, until: int | None = None) -> TrainResult:
         """Train to step `until` (default: the end), checkpointing there."""
@@ -184,6 +189,7 @@ class Trainer:
             raise Diverged(self.step + 1, {**values, **info}, reason)
         loss.backward()
         self.learner.step()
+        lr = next(iter(self.optimizers.values())).param_groups[0]["lr"]  # the rate this step used
         for scheduler in self.schedulers.values():
             scheduler.step()
-        return {"loss": float(loss.detach()), **{f"loss_{k}": v for k, v in values.items()}, **info}
+        return {"loss": float(loss.detach()), **{f"loss_{k}": v for k, v in values.items()}, **info, "lr": lr}
