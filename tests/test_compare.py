@@ -18,6 +18,8 @@ def test_compare_writes_its_table_and_reuses_finished_runs(tmp_path, capsys):
     args = ["compare", str(TASK), "--methods", "dpl,entropy", "--seeds", "2", "--out", str(out)]
     args += [x for item in TINY for x in ("--set", item)]
     assert main(args) == 0
+    progress = capsys.readouterr().err  # one bar over the grid: runs done / running / failed, time left
+    assert "compare: 100%" in progress and "4/4" in progress and "done=4" in progress and "failed=0" in progress
     rows = list(csv.DictReader((out / "comparison.csv").open()))
     assert [(r["method"], r["seed"], r["status"]) for r in rows] == [
         ("dpl", "0", "finished"),
