@@ -13,16 +13,8 @@ from nesy_gedi.rundir import RunDir
 from nesy_gedi.task import load_task
 
 from .conftest import ROOT, interrupt_training_at
+from .test_methods import TASK, TINY
 from .test_pretrain import MNIST_SMALL
-
-TASK = ROOT / "tasks" / "mnist_add_gedi.yaml"
-TINY = {
-    "train.iterations": "4",
-    "train.checkpoint_every": "2",
-    "data.train_size": "32",
-    "data.test_size": "10",
-    "train.batch_size": "8",
-}
 
 
 def events(folder) -> EventAccumulator:
