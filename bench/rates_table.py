@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nesy_gedi.compare import label
+from nesy_gedi.compare import label, run_seconds
 from nesy_gedi.shortcuts import find_shortcuts, training_combinations
 from nesy_gedi.task import load_task, task_logic
 
@@ -41,13 +41,13 @@ def _median(values: list[float]) -> str:
 
 def rows(task: str, folders: list[Path]) -> list[str]:
     maps, bijective, values = learned_maps(task)
-    methods: dict[str, list[dict]] = {}
+    methods: dict[tuple[Path, str], list[dict]] = {}  # per compare folder and method: its runs
     for folder in folders:
         for path in sorted(folder.glob("*-seed*/metrics.json")):
             metrics = json.loads(path.read_text())
-            methods.setdefault(path.parent.name.rsplit("-seed", 1)[0] + f"@{folder}", []).append(metrics)
+            methods.setdefault((folder, path.parent.name.rsplit("-seed", 1)[0]), []).append(metrics)
     out = []
-    for key, runs in methods.items():
+    for (_, method), runs in methods.items():
         runs.sort(key=lambda r: r["seed"])
         done = [r for r in runs if r.get("status") == "finished"]
         classes = [r["grounding"] for r in done]
@@ -61,12 +61,12 @@ def rows(task: str, folders: list[Path]) -> list[str]:
         rivals = sum(any(x.get("bijective_shortcut") for x in r.get("naming", {}).get("rivals", [])) for r in done)
         pre = [p for r in done for p in r.get("pretraining", {}).values()]
         nmi = [p["nmi"] for p in pre if "nmi" in p]
-        seconds = [r["train_seconds"] + r.get("eval_seconds", 0) + r.get("pretrain_seconds", 0) for r in done]
+        seconds = [run_seconds(r) for r in done]
         distinct = {p["folder"]: p["train_seconds"] for p in pre}
         total = sum(r["train_seconds"] + r.get("eval_seconds", 0) for r in done) + sum(distinct.values())
         per_seed = ", ".join(f"{r['concept_accuracy']:.2f}" for r in done)
         cells = [
-            label(key.split("@")[0], done),
+            label(method, done),
             f"{len(done)}/{len(runs)}",
             str(classes.count("grounded")),
             str(classes.count("grounded with labels")),

@@ -130,6 +130,12 @@ def label(method: str, results: list[dict]) -> str:
     return name + (f" + {'/'.join(map(str, sorted(used)))} labels" if used else "")
 
 
+def run_seconds(result: dict) -> float:
+    """A finished run's whole cost: training, evaluation and its own pretraining (counted in every run that
+    uses it, however many share it)."""
+    return result["train_seconds"] + result.get("eval_seconds", 0.0) + result.get("pretrain_seconds", 0.0)
+
+
 def _by_method(jobs: list[Job], results: list[dict]) -> dict[str, list[dict]]:
     grouped: dict[str, list[dict]] = {}
     for job, result in zip(jobs, results, strict=True):
@@ -147,7 +153,7 @@ def _runs_table(grouped: dict[str, list[dict]]) -> str:
     for method, runs in grouped.items():
         done = [r for r in runs if r.get("status") == "finished"]
         classes = [r.get("grounding") for r in done]
-        seconds = [r["train_seconds"] + r.get("eval_seconds", 0.0) + r.get("pretrain_seconds", 0.0) for r in done]
+        seconds = [run_seconds(r) for r in done]
         cells = [
             method,
             f"{len(done)}/{len(runs)}",
