@@ -54,6 +54,14 @@ class PretrainSpec(_Strict):
         description="overrides of the pretraining task, dotted keys, e.g. `train.iterations: 1000`",
     )
 
+    def overrides(self) -> dict[str, str]:
+        """What this spec changes in its pretraining task (its `set`, then its objective), as `--set` texts:
+        the task check and the pipeline load the same pretraining."""
+        sets = {key: yaml_text(value) for key, value in self.set.items()}
+        if self.method:
+            sets["method"] = self.method
+        return sets
+
 
 class NetworkSpec(_Strict):
     arch: str = Field(description="architecture from the network registry (docs/methods.md), e.g. `mnist_lenet`")

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from nesy_gedi.checkpoint import CHECKPOINT
-from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config, yaml_text
+from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
 from nesy_gedi.errors import UserError
 from nesy_gedi.pretrain import pretrain
 from nesy_gedi.rundir import CONFIG, METRICS, RunDir
@@ -40,10 +40,8 @@ def pretraining_config(config: TaskConfig, network: str, clusters: int) -> Pretr
     sets = {"device": config.device}
     if config.train.threads is not None:
         sets["train.threads"] = str(config.train.threads)
-    sets.update({key: yaml_text(value) for key, value in spec.pretrain.set.items()})
+    sets.update(spec.pretrain.overrides())
     sets.update({"seed": str(config.seed), "network.arch": spec.arch, "network.clusters": str(clusters)})
-    if spec.pretrain.method:
-        sets["method"] = spec.pretrain.method
     return load_task(spec.pretrain.task, sets, PretrainConfig)
 
 

@@ -84,9 +84,14 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
                 f"{where(('networks', name, 'naming_labels'))}: labels only choose how pretrained clusters are "
                 "named; give the network `init` or `pretrain` and keep `naming: true`, or set naming_labels: 0"
             )
-        if spec.pretrain is not None:  # the pretraining task must load, with its objective
-            method = {"method": spec.pretrain.method} if spec.pretrain.method else {}
-            load_task(spec.pretrain.task, method, PretrainConfig)
+        if spec.pretrain is not None:  # the pretraining task must load, with its objective and `set`
+            try:
+                load_task(spec.pretrain.task, spec.pretrain.overrides(), PretrainConfig)
+            except UserError as error:
+                raise UserError(
+                    f"{where(('networks', name, 'pretrain'))}: {spec.pretrain.task} does not load with this "
+                    f"`method` and `set` (a `--set` below is a key of `set`): {error}"
+                ) from None
         if spec.init is not None and not is_pretraining_run(spec.init):
             raise UserError(
                 f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "

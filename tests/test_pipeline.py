@@ -87,3 +87,21 @@ def test_the_pretraining_runs_with_the_runs_threads_and_serves_any_thread_count(
     two = {**RUN, "train": {**RUN["train"], "threads": 2}}
     again = nesy_gedi.load_task(path, **two).train(out=tmp_path / "b")["pretraining"]["mnist_net"]
     assert again == {**first, "reused": True}
+
+
+def test_the_check_loads_the_pretraining_with_its_set(task_file, tmp_path, capsys):
+    """The task check loads the pretraining exactly as the pipeline will: with its `set`, so `method_args: {}`
+    makes `swav` take a GEDI pretraining task, and a misspelled key of `set` is refused before any run."""
+    path = pipeline_task(task_file, **{"method_args": {}})
+    data = yaml.safe_load(path.read_text())
+    data["networks"]["mnist_net"]["pretrain"]["method"] = "swav"
+    path.write_text(yaml.safe_dump(data))
+    assert nesy_gedi.load_task(path, **RUN).config.networks["mnist_net"].pretrain.method == "swav"
+    data["networks"]["mnist_net"]["pretrain"]["set"]["train.iteratons"] = 3
+    path.write_text(yaml.safe_dump(data))
+    from nesy_gedi.cli import main
+
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "networks.mnist_net.pretrain" in err and "train.iteratons" in err and "no such key" in err
+    assert not (tmp_path / "run").exists()
