@@ -1,6 +1,7 @@
-"""Compiled engine vs DeepProbLog's ExactEngine, side by side in one process on the same queries.
+"""Compiled engine vs DeepProbLog's ExactEngine, side by side in one process on the same queries; then the
+circuits alone: KLay (the compiled engine's evaluator) against the former tracer (tests/tracer.py).
 
-Run: .venv/bin/python bench/engines.py [--out docs/benchmarks.md]
+Run: .venv/bin/python bench/engines.py [--out docs/benchmarks.md] [--circuits-only]
 Real MNIST images, the LeNet-style network, float32, 2 torch threads. Each engine first sees the queries
 once (compilation, reported separately), then is timed on the same queries.
 """
@@ -10,12 +11,19 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
+import sys
+import tempfile
 import time
 from datetime import date
+from functools import partial
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
-from sections import write_section
+from deepproblog.query import Query
+from problog.logic import Constant, Term, Var, list2term
+from sections import table_section, write_section
 
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.data.mnist import load_mnist
@@ -25,6 +33,9 @@ from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.tracer import TensorProgram, trace  # noqa: E402  the former evaluator, now the tests' oracle
 
 
 def rss_mb() -> float:
@@ -59,7 +70,7 @@ def train_seconds(engine, queries) -> float:
     started = time.perf_counter()
     engine.train()
     engine.zero_grad()
-    symbolic_loss(engine.probabilities(queries)).backward()
+    symbolic_loss(engine.log_probabilities(queries)).backward()
     engine.step()
     return time.perf_counter() - started
 
@@ -103,11 +114,95 @@ def record_network(record, case: str, engine, queries, inference_ms: float, trai
     record(case, "network forward alone", 0, forward, note)
 
 
+FACTS_AND_PARAMETERS = """
+nn(mnist_net, [X], Y, [0,1,2,3,4,5,6,7,8,9]) :: digit(X, Y).
+t(0.2) :: noisy.
+0.3 :: bias.
+t(0.5) :: coin(0); t(0.5) :: coin(1).
+addition(X, Y, Z) :- \\+ noisy, digit(X, A), digit(Y, B), Z is A + B.
+addition(X, Y, Z) :- noisy, bias, coin(C), digit(X, A), Z is A + C.
+"""
+
+
+def numbers(n: int) -> tuple[Term, Term]:
+    """The placeholders of two n-digit numbers: single images for n = 1, else lists."""
+    if n == 1:
+        return Term("a"), Term("b")
+    return tuple(list2term([Term(f"{x}{i}") for i in range(n)]) for x in "ab")
+
+
+def circuit_seconds(run, outputs: dict, params: list) -> float:
+    """One forward and backward pass of a circuit on a batch (the loss: Σ log p over every answer)."""
+    leaves = {leaf: value.detach().requires_grad_() for leaf, value in outputs.items()}
+    ps = [p.detach().requires_grad_() for p in params]
+    started = time.perf_counter()
+    values = run(leaves, ps)
+    torch.stack(list(values.values())).clamp(min=1e-30).log().sum().backward()
+    return time.perf_counter() - started
+
+
+def circuit_section(batch: int = 128) -> str:
+    """KLay against the tracer on the same circuits: DeepProbLog's SDDs for every answer, or for labels."""
+    rows = []
+    cases = [
+        ("N=1, all answers", "programs/mnist_addition.pl", 1, None),
+        ("N=2, all answers", "programs/mnist_multi_addition_carry.pl", 2, None),
+        ("N=3, one labelled query", "programs/mnist_multi_addition_carry.pl", 3, [1071]),
+        ("N=3, 4 labels merged", "programs/mnist_multi_addition_carry.pl", 3, [0, 1071, 1503, 1998]),
+        ("negation + probabilistic fact + t(_), all answers", FACTS_AND_PARAMETERS, 1, None),
+    ]
+    for case, source, n, labels in cases:
+        path = Path(source)
+        if not source.endswith(".pl"):  # a program text
+            path = Path(tempfile.mkdtemp()) / "program.pl"
+            path.write_text(source)
+        engine = CompiledEngine(Program(path), {"mnist_net": torch.nn.Identity()}, {}, 0.1, circuits="answers")
+        opened = Query(Term("addition", *numbers(n), Var("Z")), output_ind=(2,))
+        oracle = TensorProgram()
+        for label in labels or [None]:
+            query = opened if label is None else opened.replace_output([Constant(label)])
+            circuit, _ = engine.program_for(query, all_answers=label is None)
+            oracle.merge(trace(engine.model, query.query, 2))
+        torch.manual_seed(0)
+        outputs = {leaf: torch.softmax(torch.randn(batch, 10), -1) for leaf in circuit.leaves()}
+        params = [torch.tensor(float(p)) for p in engine.model.parameters]
+        tracer = best_of(20, circuit_seconds, oracle.run, outputs, params) * 1000
+        klay = best_of(20, circuit_seconds, circuit.run, outputs, params) * 1000
+        log = "–"
+        if not engine.model.parameters:
+            log = f"{best_of(20, circuit_seconds, partial(circuit.run, semiring='log'), outputs, params) * 1000:.2f}"
+        double = {leaf: value.double() for leaf, value in outputs.items()}
+        exact, ours = oracle.run(double, [p.double() for p in params]), circuit.run(double, params)
+        gap = max(float((exact[name] - ours[name]).abs().max()) for name in ours)
+        rows.append(
+            f"| {case} | {len(oracle.nodes):,} → {circuit.layers('real').nodes:,} | {tracer:.2f} | {klay:.2f} | "
+            f"{tracer / klay:.1f}× | {log} | {gap:.0e} |"
+        )
+        print(rows[-1], flush=True)
+    return table_section(
+        "Circuits: KLay against the former tracer",
+        f"`.venv/bin/python bench/engines.py` on {date.today()}, {platform.machine()} CPU with "
+        f"{torch.get_num_threads()} torch threads, no GPU. The compiled engine's circuits (DeepProbLog's SDDs, "
+        f"each answer's conjoined with the disjunctions' constraint) evaluated by KLay (`klaycircuits` "
+        f"{metadata.version('klaycircuits')}, real semiring, no `torch.compile`) and by the former tracer "
+        "(tests/tracer.py, DeepProbLog's arithmetic recorded node by node), on the same random network outputs, "
+        f"batch {batch}, float32: one forward and backward pass (loss Σ log p over the circuit's answers), best of "
+        "20. *log*: KLay in the log semiring (refused for a t(_) disjunction). *max |Δp|*: between the two, in "
+        "float64.",
+        ["circuit", "nodes (tracer → KLay)", "tracer ms", "KLay ms", "KLay speed-up", "KLay log ms", "max |Δp|"],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="docs/benchmarks.md")
+    parser.add_argument("--circuits-only", action="store_true", help="only the KLay-against-tracer table")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.circuits_only:
+        write_section(args.out, "circuits", circuit_section())
+        return
     mnist = load_mnist()
     images = to_tensor(mnist.train.images)[:20000]
     labels = mnist.train.labels[:20000]
@@ -139,12 +234,12 @@ def main() -> None:
             record_network(record, "N=1, whole batch 128", ours, queries, d, dt)
         else:
             compiled = ours.programs
-            nodes = {k.split(":")[0]: len(p.nodes) for k, p in compiled.items()}
+            nodes = {k.split(":")[0]: p.layers("real").nodes for k, p in compiled.items()}
             compile_s = {k.split(":")[0]: p.compile_seconds / max(1, len(p.traced)) for k, p in compiled.items()}
             notes.append(
-                f"N=1 addition: all-answers circuit {nodes['answers']} tensor nodes "
-                f"({compile_s['answers'] * 1000:.0f} ms compile+trace); the "
-                f"{len(compiled['labels:' + str(queries[0].variable_output().query)].traced)} label circuits traced "
+                f"N=1 addition: all-answers circuit {nodes['answers']} KLay nodes "
+                f"({compile_s['answers'] * 1000:.0f} ms to ground, compile and read its weights); the "
+                f"{len(compiled['labels:' + str(queries[0].variable_output().query)].traced)} label circuits merged "
                 f"into {nodes['labels']} nodes ({compile_s['labels'] * 1000:.0f} ms per template)"
             )
 
@@ -186,11 +281,11 @@ def main() -> None:
                 da,
                 ca,
                 f"DeepProbLog first pass {first[2] - first[1]:.1f} s (ours: the p(label) row's); "
-                f"{len(answers.nodes)} tensor nodes",
+                f"{answers.layers('real').nodes} KLay nodes",
             )
         note = (
             f"{distinct} distinct queries, ours at batch 128 = them repeated; {circuits} circuits, "
-            f"{len(program.nodes)} tensor nodes, first pass {ours_compile:.2f} s{dpl_note}"
+            f"{program.layers('real').nodes} KLay nodes, first pass {ours_compile:.2f} s{dpl_note}"
         )
         record(case, "inference ms/query, p(label)", d, c, note)
         record(case, f"training ms/query ({circuits} circuits)", dt, ct)
@@ -217,6 +312,7 @@ def main() -> None:
         "",
     ]
     write_section(args.out, "engines", "\n".join(lines))
+    write_section(args.out, "circuits", circuit_section())
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def measure(method: str) -> tuple[float, float, float, float]:
 
     def query_loss() -> None:
         learner.zero_grad()
-        symbolic_loss(engine.probabilities(queries)).backward()
+        symbolic_loss(engine.log_probabilities(queries)).backward()
 
     def network() -> None:
         learner.zero_grad()

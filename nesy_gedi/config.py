@@ -207,6 +207,11 @@ class TaskConfig(_RunSpec):
         description="compiled engine's training circuits: one all-answers circuit per query shape, or one per label "
         "(for programs whose all-answers circuit is too large)",
     )
+    engine_semiring: Literal["real", "log"] = Field(
+        "real",
+        description="compiled engine's arithmetic: `real` (DeepProbLog's) or `log` (log-probabilities: no underflow "
+        "of tiny probabilities; refused for a program with a t(_) annotated disjunction)",
+    )
     data: DataSpec = Field(default_factory=DataSpec)
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="views of self-supervised methods")
     sgld: SGLDSpec = Field(default_factory=SGLDSpec, description="negatives of generative methods")

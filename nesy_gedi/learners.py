@@ -8,19 +8,22 @@ import torch
 
 from nesy_gedi.checkpoint import NETWORK
 from nesy_gedi.data.queries import QuerySet
-from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
 from nesy_gedi.ssl.objectives import Objective
 
 
-def symbolic_loss(probabilities: torch.Tensor, targets: torch.Tensor | None = None, eps: float = 1e-12) -> torch.Tensor:
-    """DeepProbLog's cross-entropy: the mean of -log p(query) for a query with target 1 and of
-    -log(1 - p(query)) for a negative example (target 0, a true/false query labelled `false`)."""
-    positive = -torch.log(probabilities.clamp(min=0.0) + eps)
+def symbolic_loss(
+    log_probabilities: torch.Tensor, targets: torch.Tensor | None = None, eps: float = LOSS_FLOOR
+) -> torch.Tensor:
+    """DeepProbLog's cross-entropy from log p(query) (`engine.log_probabilities`): the mean of -log p for a
+    query with target 1 and of -log(1 - p + 1e-12) for a negative example (target 0, a true/false query
+    labelled `false`)."""
+    positive = -log_probabilities
     if targets is None or bool(targets.all()):
         return positive.mean()
-    negative = -torch.log((1.0 - probabilities).clamp(min=0.0) + eps)
+    negative = -torch.log((-torch.expm1(log_probabilities)).clamp(min=0.0) + eps)
     return torch.where(targets.bool(), positive, negative).mean()
 
 
@@ -55,12 +58,12 @@ class QueryLearner:
         self.engine.train()
         for module in self.method.modules.values():
             module.train()
-        probabilities = self.engine.probabilities(queries)
-        targets = torch.tensor([q.p for q in queries], device=probabilities.device)
+        log_p = self.engine.log_probabilities(queries)
+        targets = torch.tensor([q.p for q in queries], device=log_p.device)
         terms, info = self.method.loss_terms(batch)
-        p = probabilities.detach()
+        p = log_p.detach().exp()
         return (
-            {"query": symbolic_loss(probabilities, targets), **terms},
+            {"query": symbolic_loss(log_p, targets), **terms},
             {"p_label>0.5": float((torch.where(targets.bool(), p, 1.0 - p) > 0.5).float().mean()), **info},
         )
 

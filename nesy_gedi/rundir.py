@@ -18,7 +18,18 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 LOG = "train_log.jsonl"
 VERSIONS = "versions.json"
-PACKAGES = ("nesy_gedi", "torch", "torchvision", "deepproblog", "problog", "pysdd", "numpy", "scikit-learn", "pydantic")
+PACKAGES = (
+    "nesy_gedi",
+    "torch",
+    "torchvision",
+    "deepproblog",
+    "problog",
+    "pysdd",
+    "klaycircuits",
+    "numpy",
+    "scikit-learn",
+    "pydantic",
+)
 
 
 class RunDir:

@@ -70,7 +70,17 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     if not program_task:
         return
     _check_data(config, where)
-    task_logic(config)  # a program that cannot be read, parsed or asked fails here, before any run
+    program = task_logic(config)[0]  # a program that cannot be read, parsed or asked fails here, before any run
+    if config.engine_semiring == "log" and config.engine != "compiled":
+        raise UserError(
+            f"{where(('engine_semiring',))}: the log semiring is the compiled engine's; set engine: compiled"
+        )
+    if config.engine_semiring == "log" and (line := program.learned_disjunction()) is not None:
+        raise UserError(
+            f"{where(('engine_semiring',))}: the log semiring is not exact for {program.path}:{line}, an annotated "
+            "disjunction with learnable t(_) probabilities (its 'none' weight 1 - sum t can be exactly 0); use "
+            "engine_semiring: real"
+        )
     for name, spec in config.networks.items():
         if METHODS[config.method].needs_pretrained and spec.init is None and spec.pretrain is None:
             raise UserError(
@@ -297,7 +307,14 @@ def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict
         else None
     )
     engine = make_engine(
-        config.engine, program, predicates, tensors, config.train.param_lr, cache / "circuits", config.engine_circuits
+        config.engine,
+        program,
+        predicates,
+        tensors,
+        config.train.param_lr,
+        cache / "circuits",
+        config.engine_circuits,
+        config.engine_semiring,
     )
     learner = QueryLearner(engine, method, template, train_set, tensors, images.readers)
     return Assembled(program, template, images, train_set, splits, tensors, method, predicates, engine, learner, naming)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import pytest
@@ -55,10 +56,10 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def engines(program: Program, domains: dict[str, int], images: int, circuits: str = "answers"):
+def engines(program: Program, domains: dict[str, int], images: int, circuits: str = "answers", semiring: str = "real"):
     source = {"train": torch.arange(images, dtype=torch.float64).view(images, 1)}
     made = []
-    for make in (DeepProbLogEngine, partial(CompiledEngine, circuits=circuits)):
+    for make in (DeepProbLogEngine, partial(CompiledEngine, circuits=circuits, semiring=semiring)):
         torch.manual_seed(0)
         nets = {name: Lookup(images, size) for name, size in domains.items()}
         made.append(make(program, nets, source, 0.1))
@@ -81,14 +82,23 @@ def queries(functor: str, shape: list[int], count: int, lists: bool = False) -> 
 
 
 def compare(
-    program_text, domains, functor, shape, tmp_path, count=6, lists=False, all_answers=True, circuits="answers"
+    program_text,
+    domains,
+    functor,
+    shape,
+    tmp_path,
+    count=6,
+    lists=False,
+    all_answers=True,
+    circuits="answers",
+    semiring="real",
 ) -> None:
     """Probabilities and gradients of labelled queries (the compiled engine training on `circuits`) and,
     with `all_answers`, the probability of every answer, against DeepProbLog's."""
     path = tmp_path / "p.pl"
     path.write_text(program_text)
     program = Program(path)
-    dpl, compiled = engines(program, domains, count * sum(shape), circuits)
+    dpl, compiled = engines(program, domains, count * sum(shape), circuits, semiring)
     open_queries = queries(functor, shape, count, lists)
     if all_answers:  # every answer DeepProbLog finds, with its probability, for every query
         solved = dpl.model.solve(open_queries)
@@ -97,7 +107,8 @@ def compare(
             assert result.result and len(ours) == len(result.result)
             for k, p in result.result.items():
                 answer = q.query(*q.query.args[:-1], k.args[-1])
-                assert float(ours[str(answer)][0]) == pytest.approx(float(p), abs=1e-6)
+                value = float(ours[str(answer)][0])
+                assert (math.exp(value) if semiring == "log" else value) == pytest.approx(float(p), abs=1e-6)
         labels = [max(r.result, key=lambda t: float(r.result[t])).args[-1] for r in solved]
     else:  # label = the program's answer for the digits each table currently prefers
         net = next(iter(dpl.networks.values()))
@@ -113,7 +124,7 @@ def compare(
     for engine in (dpl, compiled):
         engine.zero_grad()
         probs = engine.probabilities(labelled)
-        probs.log().sum().backward()
+        engine.log_probabilities(labelled).sum().backward()
         grads.append(
             (
                 [p.grad.clone() for net in engine.networks.values() for p in net.parameters()],
@@ -224,7 +235,7 @@ def test_true_false_queries_and_negative_examples(tmp_path, functor, circuits):
     for engine in (dpl, compiled):
         engine.zero_grad()
         probs = engine.probabilities(made)
-        symbolic_loss(probs, targets).backward()
+        symbolic_loss(engine.log_probabilities(made), targets).backward()
         grads = [p.grad for net in engine.networks.values() for p in net.parameters()]  # None: a network unused
         results.append((probs.detach(), grads, engine.predict(made)))
     (p_dpl, g_dpl, a_dpl), (p_ours, g_ours, a_ours) = results
@@ -234,3 +245,109 @@ def test_true_false_queries_and_negative_examples(tmp_path, functor, circuits):
     for a, b in zip(g_dpl, g_ours, strict=True):
         assert a is None or (a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-6, rtol=0))
     assert a_dpl == a_ours == [TRUE if p > 0.5 else FALSE for p in p_dpl]
+
+
+EVIDENCE = f"""
+nn(digit_net, [X], Y, {DIGITS}) :: digit(X, Y).
+0.3 :: noisy.
+0.6 :: other.
+seen :- noisy.
+seen :- other.
+evidence(seen).
+addition(X, Y, Z) :- \\+ noisy, digit(X, A), digit(Y, B), Z is A + B.
+addition(X, Y, Z) :- noisy, digit(X, Z).
+"""
+
+
+@pytest.mark.parametrize("circuits", ["answers", "labels"])
+def test_evidence_conditions_as_in_deepproblog(tmp_path, circuits):
+    """With evidence, p(answer) = WMC(answer ∧ C ∧ e) / WMC(C ∧ e): the circuit divides by the evidence's root."""
+    compare(EVIDENCE, {"digit_net": 10}, "addition", [1, 1], tmp_path, count=4, circuits=circuits)
+
+
+@pytest.mark.parametrize(
+    ("text", "domains", "functor", "shape", "circuits"),
+    [
+        (NEGATION_TWO_NETWORKS, {"digit_net": 10, "parity_net": 2}, "check", [1, 1], "answers"),
+        (
+            (ROOT / "programs" / "mnist_multi_addition_carry.pl").read_text(),
+            {"mnist_net": 10},
+            "addition",
+            [2, 2],
+            "labels",
+        ),
+        (EVIDENCE, {"digit_net": 10}, "addition", [1, 1], "answers"),
+    ],
+)
+def test_log_semiring_gives_deepproblogs_probabilities_and_gradients(tmp_path, text, domains, functor, shape, circuits):
+    """The log semiring (each disjunction's 'none' variable propagated away as false) is exact where allowed:
+    negation with two networks, the digit-by-digit program's label circuits, evidence."""
+    lists = functor == "addition" and shape == [2, 2]
+    compare(text, domains, functor, shape, tmp_path, count=4, lists=lists, circuits=circuits, semiring="log")
+
+
+def test_log_semiring_keeps_a_probability_that_underflows_in_the_real_one(tmp_path):
+    """Thirty images that must all be 0, each with p = 0.01: p = 1e-60 is 0 in float32 linear arithmetic,
+    and its log, -138.16, is what the log semiring returns."""
+    torch.set_default_dtype(torch.float32)
+    path = tmp_path / "p.pl"
+    path.write_text(
+        f"nn(digit_net, [X], Y, {DIGITS}) :: digit(X, Y).\nzeros([]).\nzeros([X|Xs]) :- digit(X, 0), zeros(Xs).\n"
+    )
+    logits = torch.full((30, 10), math.log(99 / 9))
+    logits[:, 0] = 0.0  # p(0) = 1 / (1 + 9 * 99 / 9) = 0.01
+    net = nn.Sequential(nn.Flatten(0), nn.Embedding.from_pretrained(logits))
+    source = {"train": torch.arange(30).view(30, 1)}
+    placeholders = [Term(f"p{i}") for i in range(30)]
+    query = Query(
+        Term("zeros", list2term(placeholders)),
+        {ph: Term("tensor", Term("train", Constant(i))) for i, ph in enumerate(placeholders)},
+        output_ind=(),
+    )
+    values = {}
+    for semiring in ("real", "log"):
+        engine = CompiledEngine(Program(path), {"digit_net": net}, source, 0.1, semiring=semiring)
+        values[semiring] = float(engine.log_probabilities([query])[0])
+    assert values["log"] == pytest.approx(30 * math.log(0.01), rel=1e-4)
+    assert values["real"] == pytest.approx(math.log(1e-12), rel=1e-6)  # p underflowed to 0: DeepProbLog's floor
+
+
+def test_log_semiring_is_refused_for_a_learnable_disjunction(tmp_path, task_file):
+    """A t(_) annotated disjunction's 'none' weight 1 - sum t can be exactly 0: refused at the task check
+    (naming the program's line) and by the circuit itself."""
+    from nesy_gedi.errors import UserError
+    from nesy_gedi.task import load_task
+
+    path = task_file(program=FACTS_AND_PARAMETERS.replace("digit_net", "mnist_net"), engine_semiring="log")
+    with pytest.raises(UserError, match=r"engine_semiring.*prog\.pl:5.*engine_semiring: real"):
+        load_task(path)
+    (tmp_path / "p.pl").write_text(FACTS_AND_PARAMETERS)
+    program = Program(tmp_path / "p.pl")
+    _, compiled = engines(program, {"digit_net": 10}, 2, semiring="log")
+    with pytest.raises(UserError, match="not exact for a t"):
+        compiled.probabilities(queries("addition", [1, 1], 1))
+    assert Program(ROOT / "programs" / "mnist_addition.pl").learned_disjunction() is None
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_klay_equals_the_tracer_on_merged_label_circuits(n):
+    """Against the former tracer (tests/tracer.py) where DeepProbLog is slow: the digit-by-digit program's
+    label circuits at N = 2 and 3, merged from different SDD managers into one circuit."""
+    from .tracer import TensorProgram, trace
+
+    program = Program(ROOT / "programs" / "mnist_multi_addition_carry.pl")
+    compiled = CompiledEngine(program, {"mnist_net": nn.Identity()}, {}, 0.1, circuits="labels")
+    opened = queries("addition", [n, n], 1, lists=True)[0]
+    labels = [Constant(s) for s in (0, 7, 10**n - 1, 10**n + 3)]
+    oracle = TensorProgram()
+    for label in labels:
+        query = opened.replace_output([label])
+        ours, _ = compiled.program_for(query, all_answers=False)
+        oracle.merge(trace(compiled.model, query.query, 2))
+    torch.manual_seed(1)
+    outputs = {leaf: torch.softmax(torch.randn(5, 10), -1) for leaf in ours.leaves()}
+    expected = oracle.run(outputs, [])
+    got = ours.run(outputs, [])
+    assert sorted(expected) == sorted(got) and len(got) == 4
+    for name in got:
+        assert torch.allclose(got[name], expected[name], atol=1e-12, rtol=1e-9)

@@ -41,7 +41,7 @@ def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
         for i in range(8)
     ]
 
-    ours = symbolic_loss(engine.probabilities(queries))
+    ours = symbolic_loss(engine.log_probabilities(queries))
     ours.backward()
     our_grads = [p.grad.clone() for p in net.parameters()]
 

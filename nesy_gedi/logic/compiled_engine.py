@@ -2,317 +2,52 @@
 
 A template is a query with placeholder images (`addition(a, b, 7)`, or `addition(a, b, Z)` for all
 answers at once). It is grounded and compiled to an SDD by DeepProbLog's own `ExactEngine` machinery
-(ProbLog + PySDD). Evaluating that SDD once with a *tracing* semiring records the arithmetic
-DeepProbLog's `GraphSemiring` would perform on it (same operations, same order, same constant folding)
-as a flat tensor program (identical sub-expressions recorded once). Running the program on (batch,)
-tensors, level by level in one buffer with its own reverse pass, then gives for every query of a batch
-at once the probabilities (and gradients) DeepProbLog computes query by query; each network is called
-once per batch on all the images it has to read. Arithmetic stays in linear space, as DeepProbLog's.
+(ProbLog + PySDD) and evaluated by KLay as layered batched tensor operations (`circuit.py`): every query
+of a batch at once gets the probabilities (and gradients) DeepProbLog computes query by query, and each
+network is called once per batch on all the images it has to read. The real semiring (DeepProbLog's
+linear arithmetic) by default; the log semiring, where exact, keeps tiny probabilities from underflowing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import pickle
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import torch
 from deepproblog.query import Query
-from deepproblog.semiring.graph_semiring import GraphSemiring, get_hook
+from deepproblog.semiring.graph_semiring import get_hook
 from problog.logic import Term
 from torch import nn
 
-from nesy_gedi.errors import UserError
+from nesy_gedi.logic.circuit import Circuit, compile_template
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.rundir import RunDir
 
-CACHE_FORMAT = "nesy_gedi-tensor-program-2"
-
-
-@dataclass
-class TensorProgram:
-    """A compiled template. Nodes: ("nn", network, placeholder, column) and ("param", i) read inputs,
-    ("const", x) is a number, ("add" | "mul" | "div", i, j) and ("one_minus", i) combine earlier nodes."""
-
-    nodes: list[tuple] = field(default_factory=list)
-    answers: dict[str, int | float] = field(default_factory=dict)
-    """answer (query text with placeholders) -> node index, or the probability itself when constant"""
-    outputs: dict[str, Term] = field(default_factory=dict)
-    """answer -> the value of the query's output argument"""
-    traced: set[str] = field(default_factory=set)
-    """the queries whose circuits are recorded here"""
-    compile_seconds: float = 0.0
-    _index: dict[tuple, int] = field(default_factory=dict, repr=False)
-
-    def add(self, node: tuple) -> int:
-        """Append a node, or return the identical one recorded before (the SDD walk repeats a lot of work)."""
-        if node[0] in ("add", "mul"):  # commutative, and exactly so in floating point
-            node = (node[0], *sorted(node[1:]))
-        known = self._index.get(node)
-        if known is None:
-            known = self._index[node] = len(self.nodes)
-            self.nodes.append(node)
-        return known
-
-    def merge(self, other: TensorProgram) -> None:
-        """Add another program's nodes and answers to this one, sharing the nodes both have."""
-        index: list[int] = []
-        for node in other.nodes:
-            if node[0] in ("add", "mul", "div", "one_minus"):
-                node = (node[0], *(index[j] for j in node[1:]))
-            index.append(self.add(node))
-        for name, value in other.answers.items():
-            self.answers[name] = index[value] if isinstance(value, int) else value
-        self.outputs.update(other.outputs)
-        self.traced |= other.traced
-        self.compile_seconds += other.compile_seconds
-        self._plan = None
-
-    def leaves(self) -> list[tuple[str, str]]:
-        """The (network, placeholder) pairs whose outputs the program reads, in a fixed order."""
-        return sorted({(n[1], n[2]) for n in self.nodes if n[0] == "nn"})
-
-    def plan(self) -> _Plan:
-        """The nodes grouped into levels (a node's operands lie in earlier levels) and, per level, by operation,
-        so that a batch is evaluated with a few tensor operations per level instead of one per node."""
-        if getattr(self, "_plan", None) is None:
-            self._plan = _Plan(self)
-        return self._plan
-
-    def run(self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each answer's probability on a batch; `outputs[(network, placeholder)]` is (batch, domain)."""
-        return self.plan().run(outputs, params)
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_plan", "_index")}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _index={node: i for i, node in enumerate(state["nodes"])}, _plan=None)
-
-
-class _Plan:
-    def __init__(self, program: TensorProgram) -> None:
-        nodes = program.nodes
-        self.leaves = program.leaves()
-        position = {leaf: i for i, leaf in enumerate(self.leaves)}
-        depth = [0] * len(nodes)
-        for i, node in enumerate(nodes):
-            if node[0] in ("add", "mul", "div", "one_minus"):
-                depth[i] = 1 + max(depth[j] for j in node[1:])
-        row = {}
-        rank = {"nn": 0, "param": 1, "const": 2}  # the order in which run() stacks the inputs
-
-        def key(i: int) -> tuple:
-            node = nodes[i]
-            within = (position[(node[1], node[2])], node[3]) if node[0] == "nn" else ()
-            return (depth[i], rank.get(node[0], 3), node[0], *within)
-
-        order = sorted(range(len(nodes)), key=key)
-        for i in order:
-            row[i] = len(row)
-        inputs = [i for i in order if depth[i] == 0]
-        kinds = [nodes[i][0] for i in inputs]
-        self.n_param = kinds.count("param")
-        columns: dict[tuple[str, str], list[int]] = {}
-        for i in inputs:
-            if nodes[i][0] == "nn":
-                columns.setdefault((nodes[i][1], nodes[i][2]), []).append(nodes[i][3])
-        self.nn_columns = [(leaf, torch.tensor(cols)) for leaf, cols in columns.items()]
-        self.param_index = torch.tensor([nodes[i][1] for i in inputs if nodes[i][0] == "param"], dtype=torch.long)
-        self.consts = [nodes[i][1] for i in inputs if nodes[i][0] == "const"]
-        self.n_inputs = len(inputs)
-        self.size = len(nodes)
-        # per level, groups of one operation whose results fill the rows [start, end)
-        self.levels: list[list[tuple[str, torch.Tensor, torch.Tensor, int, int]]] = []
-        for i in order[len(inputs) :]:
-            op, *operands = nodes[i]
-            if len(self.levels) < depth[i]:
-                self.levels.append([])
-            level = self.levels[depth[i] - 1]
-            if not level or level[-1][0] != op:
-                level.append((op, [], [], row[i], row[i]))
-            op, a, b, start, end = level[-1]
-            a.append(row[operands[0]])
-            b.append(row[operands[-1]])
-            level[-1] = (op, a, b, start, end + 1)
-        self.levels = [
-            [(op, torch.tensor(a), torch.tensor(b), s, e) for op, a, b, s, e in level] for level in self.levels
-        ]
-        self.both = [[torch.cat([a, b]) for _, a, b, _, _ in level] for level in self.levels]  # reverse-pass targets
-        self.answers = {name: (row[v] if isinstance(v, int) else float(v)) for name, v in program.answers.items()}
-        self.answer_rows = torch.tensor([r for r in self.answers.values() if isinstance(r, int)], dtype=torch.long)
-
-    def _to(self, device: torch.device) -> None:
-        """Keep the index tensors on the device of the network outputs (a GPU under `device: auto`)."""
-        if getattr(self, "device", torch.device("cpu")) == device:
-            return
-        self.levels = [[(op, a.to(device), b.to(device), s, e) for op, a, b, s, e in level] for level in self.levels]
-        self.both = [[t.to(device) for t in level] for level in self.both]
-        self.nn_columns = [(leaf, cols.to(device)) for leaf, cols in self.nn_columns]
-        self.param_index, self.answer_rows = self.param_index.to(device), self.answer_rows.to(device)
-        self.device = device
-
-    def run(self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        first = next(iter(outputs.values()), None)
-        batch, device = (len(first), first.device) if first is not None else (1, torch.device("cpu"))
-        self._to(device)
-        dtype = torch.get_default_dtype()
-        parts = [outputs[leaf][:, cols].T for leaf, cols in self.nn_columns]
-        if self.n_param:
-            parts.append(torch.stack(params).to(device)[self.param_index].unsqueeze(1).expand(-1, batch))
-        if self.consts:
-            parts.append(torch.tensor(self.consts, dtype=dtype, device=device).unsqueeze(1).expand(-1, batch))
-        inputs = torch.cat(parts) if parts else torch.zeros(0, batch, device=device)
-        computed = iter(_Evaluate.apply(self, inputs))
-        return {
-            name: next(computed) if isinstance(r, int) else torch.full((batch,), r, dtype=inputs.dtype, device=device)
-            for name, r in self.answers.items()
-        }
-
-
-class _Evaluate(torch.autograd.Function):
-    """All levels of a plan in one preallocated (nodes, batch) buffer, with the matching reverse pass.
-
-    Autograd over per-level tensor operations would copy the growing buffer at every level; here each
-    level writes its rows in place, and the backward pass walks the levels in reverse the same way.
-    """
-
-    @staticmethod
-    def forward(ctx, plan: _Plan, inputs: torch.Tensor) -> torch.Tensor:
-        values = inputs.new_empty(plan.size, inputs.shape[1])
-        values[: plan.n_inputs] = inputs
-        operands = []  # kept for the reverse pass of products and quotients, so it need not gather again
-        for level in plan.levels:
-            for op, a, b, start, end in level:
-                out = values[start:end]
-                if op == "one_minus":
-                    torch.sub(1.0, values[a], out=out)
-                    operands.append(None)
-                    continue
-                va, vb = values[a], values[b]
-                if op == "add":
-                    torch.add(va, vb, out=out)
-                    operands.append(None)
-                elif op == "mul":
-                    torch.mul(va, vb, out=out)
-                    operands.append((va, vb))
-                else:
-                    torch.div(va, vb, out=out)
-                    operands.append((va, vb))
-        ctx.plan, ctx.operands = plan, operands
-        ctx.shape = values.shape
-        return values[plan.answer_rows]
-
-    @staticmethod
-    def backward(ctx, grad_answers: torch.Tensor) -> tuple[None, torch.Tensor]:
-        plan: _Plan = ctx.plan
-        grad = grad_answers.new_zeros(ctx.shape)
-        grad.index_add_(0, plan.answer_rows, grad_answers)
-        saved = reversed(ctx.operands)
-        for level, both in zip(reversed(plan.levels), reversed(plan.both), strict=True):
-            for (op, a, _, start, end), targets in zip(reversed(level), reversed(both), strict=True):
-                kept = next(saved)
-                g = grad[start:end].clone()  # index_add_ refuses a source that aliases its target
-                if op == "one_minus":
-                    grad.index_add_(0, a, -g)
-                    continue
-                if op == "add":
-                    ga, gb = g, g
-                elif op == "mul":
-                    ga, gb = g * kept[1], g * kept[0]
-                else:  # div
-                    ga = g / kept[1]
-                    gb = -ga * kept[0] / kept[1]
-                grad.index_add_(0, targets, torch.cat([ga, gb]))
-        return None, grad[: plan.n_inputs]
-
-
-class _Traced(int):
-    """A value during tracing: the index of its node in the program being recorded."""
-
-
-class TracingSemiring(GraphSemiring):
-    """GraphSemiring's arithmetic, recorded instead of computed; plain floats fold exactly as it folds them."""
-
-    program: TensorProgram
-
-    def _node(self, *node) -> _Traced:
-        return _Traced(self.program.add(node))
-
-    def _ref(self, value) -> int:
-        return value if isinstance(value, _Traced) else self.program.add(("const", float(value)))
-
-    def negate(self, a):
-        return self._node("one_minus", a) if isinstance(a, _Traced) else super().negate(a)
-
-    def plus(self, a, b):
-        if isinstance(a, _Traced) or isinstance(b, _Traced):
-            if type(b) is float and b == 0.0:
-                return a
-            if type(a) is float and a == 0.0:
-                return b
-            return self._node("add", self._ref(a), self._ref(b))
-        return super().plus(a, b)
-
-    def times(self, a, b):
-        if isinstance(a, _Traced) or isinstance(b, _Traced):
-            if type(b) is float and b == 1.0:
-                return a
-            if type(a) is float and a == 1.0:
-                return b
-            return self._node("mul", self._ref(a), self._ref(b))
-        return super().times(a, b)
-
-    def normalize(self, a, z):
-        if isinstance(a, _Traced) or isinstance(z, _Traced):
-            if type(z) is float and z == 1.0:
-                return a
-            return self._node("div", self._ref(a), self._ref(z))
-        return super().normalize(a, z)
-
-    def is_one(self, a):
-        return not isinstance(a, _Traced) and super().is_one(a)
-
-    def is_zero(self, a):
-        return not isinstance(a, _Traced) and super().is_zero(a)
-
-    def value(self, a, key=None):
-        if isinstance(a, Term) and a.functor == "nn":
-            inputs = a.args[1]
-            placeholder = inputs.args[0] if inputs.functor == "." else inputs
-            column = int(a.args[2]) if len(a.args) == 3 else 0
-            return self._node("nn", str(a.args[0]), str(placeholder), column)
-        if isinstance(a, Term) and a.functor == "t":
-            return self._node("param", int(a.args[0]))
-        if isinstance(a, Term) and a.functor == "tensor":
-            raise UserError(
-                f"the compiled engine does not support tensor-valued probabilities ({a}); use engine: deepproblog"
-            )
-        return super().value(a, key)
+CACHE_FORMAT = "nesy_gedi-klay-circuit-1"
 
 
 def cache_key(program_text: str, template: str) -> str:
     """Stable across processes (Python's own hash() is salted per process): program, template, versions."""
-    versions = ",".join(f"{p}={metadata.version(p)}" for p in ("deepproblog", "problog", "pysdd"))
+    versions = ",".join(f"{p}={metadata.version(p)}" for p in ("deepproblog", "problog", "pysdd", "klaycircuits"))
     return hashlib.sha256(f"{CACHE_FORMAT}\n{versions}\n{template}\n{program_text}".encode()).hexdigest()
 
 
 class CompiledEngine(DeepProbLogEngine):
-    """DeepProbLog's semantics, evaluated as batched tensor programs.
+    """DeepProbLog's semantics, evaluated as batched KLay circuits.
 
     Per query shape (the query with placeholders and a variable output) the engine compiles the
     all-answers circuit, which gives p(query) for every label at once: prediction and, with
     `circuits="answers"` (the default), training read it. With `circuits="labels"` training reads the
-    circuits of the labelled queries seen so far instead, traced into one program whose shared work is
-    recorded once: for programs whose all-answers circuit is too large to compile (3-digit numbers), at
-    the price of a program that grows with every new label (10,321 nodes for the 19 single-digit sums,
-    against 1,714 for the all-answers circuit). Programs live in memory and, when `cache_dir` is given, on
-    disk under `cache_key`, so a second process reuses them.
+    circuits of the labelled queries seen so far instead, merged into one circuit whose shared nodes are
+    stored once: for programs whose all-answers circuit is too large to compile (3-digit numbers), at the
+    price of a circuit that grows with every new label. Circuits live in memory and, when `cache_dir` is
+    given, on disk under `cache_key`, so a second process reuses them. `semiring`: "real" (DeepProbLog's
+    arithmetic) or "log" (log-probabilities; refused where not exact, see `circuit.py`).
     """
 
     def __init__(
@@ -323,21 +58,23 @@ class CompiledEngine(DeepProbLogEngine):
         param_lr: float,
         cache_dir: Path | None = None,
         circuits: str = "answers",
+        semiring: str = "real",
     ) -> None:
         super().__init__(program, networks, sources, param_lr)
-        self.circuits = circuits
+        self.circuits, self.semiring = circuits, semiring
         self.program_text = program.text
+        self.domains = {p.network: len(p.domain) for p in program.neural_predicates}
         self.sources = sources
         self.cache_dir = cache_dir
-        self.programs: dict[str, TensorProgram] = {}
-        self._resolved: dict[tuple[Term, bool], tuple[TensorProgram, str]] = {}
+        self.programs: dict[str, Circuit] = {}
+        self._resolved: dict[tuple[Term, bool], tuple[Circuit, str]] = {}
 
     def _prefix(self, shape: Term) -> str:
         """File names are `<shape key>-<template key>.pkl`: a shape's cached templates are found by prefix."""
         return cache_key(self.program_text, str(shape))[:32]
 
-    def _load_shape(self, program: TensorProgram, shape: Term) -> None:
-        """Merge every cached labelled template of a shape at once, so its plan is built once, not per label."""
+    def _load_shape(self, program: Circuit, shape: Term) -> None:
+        """Merge every cached labelled template of a shape at once, so its layers are built once, not per label."""
         if self.cache_dir is None:
             return
         for path in sorted(self.cache_dir.glob(f"{self._prefix(shape)}-*.pkl")):
@@ -346,37 +83,23 @@ class CompiledEngine(DeepProbLogEngine):
             if str(shape) not in cached.traced:  # the all-answers circuit shares the prefix
                 program.merge(cached)
 
-    def _compiled(self, shape: Term, query: Term, output: int | None) -> TensorProgram:
-        """The traced circuit of one template, from the disk cache or compiled now (then saved atomically)."""
+    def _compiled(self, shape: Term, query: Term, output: int | None) -> Circuit:
+        """The circuit of one template, from the disk cache or compiled now (then saved atomically)."""
         if self.cache_dir is None:
-            return self._trace(query, output)
+            return compile_template(self.model, query, output, self.domains)
         name = f"{self._prefix(shape)}-{cache_key(self.program_text, str(query))}.pkl"
         if (self.cache_dir / name).is_file():
             with open(self.cache_dir / name, "rb") as f:
                 return pickle.load(f)
-        program = self._trace(query, output)
+        program = compile_template(self.model, query, output, self.domains)
         RunDir(self.cache_dir).write_atomic(name, lambda tmp: Path(tmp).write_bytes(pickle.dumps(program)))
         return program
 
-    def _trace(self, query: Term, output: int | None) -> TensorProgram:
-        """Ground and compile `query` as DeepProbLog does, then record its arithmetic as a tensor program
-        (`output`: the index of the output argument; None for a true/false query, whose one answer is TRUE)."""
-        started = time.perf_counter()
-        circuit = self.model.solver.build_ac(Query(query))
-        semiring = TracingSemiring(self.model, {}, {})
-        semiring.program = program = TensorProgram()
-        for answer, value in circuit.sdd.evaluate(semiring=semiring).items():
-            program.answers[str(answer)] = int(value) if isinstance(value, _Traced) else float(value)
-            program.outputs[str(answer)] = TRUE if output is None else answer.args[output]
-        program.traced.add(str(query))
-        program.compile_seconds = time.perf_counter() - started
-        return program
-
-    def program_for(self, query: Query, all_answers: bool) -> tuple[TensorProgram, str]:
+    def program_for(self, query: Query, all_answers: bool) -> tuple[Circuit, str]:
         """The program answering `query` and the name of the query's answer in it.
 
         All answers: the shape's all-answers circuit. Otherwise the circuits of every label of the shape seen
-        so far, merged into one program (shared work recorded once) so that a batch runs it once. A true/false
+        so far, merged into one circuit (shared nodes stored once) so that a batch runs it once. A true/false
         query (no output argument) is its own shape: its circuit is the query's. Memoised on the query term,
         whose hash ProbLog caches.
         """
@@ -387,7 +110,7 @@ class CompiledEngine(DeepProbLogEngine):
         wanted = shape if all_answers else query.query
         key = f"{'answers' if all_answers else 'labels'}:{shape}"
         if key not in self.programs:
-            self.programs[key] = TensorProgram()
+            self.programs[key] = Circuit()
             if not all_answers:
                 self._load_shape(self.programs[key], shape)
         program = self.programs[key]
@@ -415,12 +138,13 @@ class CompiledEngine(DeepProbLogEngine):
 
     def evaluate(
         self, queries: Sequence[Query], all_answers: bool
-    ) -> list[tuple[TensorProgram, dict[str, torch.Tensor], list[int], list[str]]]:
-        """Run the program of each query shape on its queries.
+    ) -> list[tuple[Circuit, dict[str, torch.Tensor], list[int], list[str]]]:
+        """Run the circuit of each query shape on its queries.
 
-        Per shape: the program, its answers' probabilities (batch,), the query rows and each row's answer name.
+        Per shape: the circuit, its answers' probabilities (log-probabilities in the log semiring) (batch,),
+        the query rows and each row's answer name.
         """
-        groups: dict[int, tuple[TensorProgram, list[int], list[str]]] = {}
+        groups: dict[int, tuple[Circuit, list[int], list[str]]] = {}
         for row, query in enumerate(queries):
             program, name = self.program_for(query, all_answers)
             group = groups.setdefault(id(program), (program, [], []))
@@ -429,7 +153,7 @@ class CompiledEngine(DeepProbLogEngine):
         plans = list(groups.values())
         requests: dict[str, list[torch.Tensor]] = {}
         for program, rows, _ in plans:
-            for net, placeholder in program.plan().leaves:
+            for net, placeholder in program.leaves():
                 refs = [queries[r].substitution[Term(placeholder)] for r in rows]
                 requests.setdefault(net, []).append(self._images(refs))
         outputs = {
@@ -439,17 +163,18 @@ class CompiledEngine(DeepProbLogEngine):
         params = self._parameters()
         results = []
         for program, rows, names in plans:
-            leaf_outputs = {(net, ph): next(outputs[net]) for net, ph in program.plan().leaves}
-            results.append((program, program.run(leaf_outputs, params), rows, names))
+            leaf_outputs = {(net, ph): next(outputs[net]) for net, ph in program.leaves()}
+            results.append((program, program.run(leaf_outputs, params, self.semiring), rows, names))
         return results
 
-    def probabilities(self, queries: Sequence[Query]) -> torch.Tensor:
-        """p(query) for each query; a query the program cannot prove has probability 0, as in DeepProbLog."""
+    def _values(self, queries: Sequence[Query]) -> torch.Tensor:
+        """Each query's value from its circuit (p, or log p in the log semiring); a query the program cannot
+        prove has probability 0, as in DeepProbLog."""
         parts, order = [], []
         for _, answers, rows, wanted in self.evaluate(queries, all_answers=self.circuits == "answers"):
             names = {name: i for i, name in enumerate(answers)}
             device = next(iter(answers.values())).device if answers else torch.device("cpu")
-            unproved = torch.zeros(len(rows), dtype=torch.get_default_dtype(), device=device)
+            unproved = torch.full((len(rows),), self._zero, dtype=torch.get_default_dtype(), device=device)
             table = torch.stack([*answers.values(), unproved])
             which = torch.tensor([names.get(name, len(names)) for name in wanted], device=device)
             parts.append(table[which, torch.arange(len(rows), device=device)])
@@ -457,15 +182,28 @@ class CompiledEngine(DeepProbLogEngine):
         result = torch.cat(parts)
         return result[torch.argsort(torch.tensor(order, device=result.device))]
 
+    @property
+    def _zero(self) -> float:
+        return float("-inf") if self.semiring == "log" else 0.0
+
+    def probabilities(self, queries: Sequence[Query]) -> torch.Tensor:
+        values = self._values(queries)
+        return values.exp() if self.semiring == "log" else values
+
+    def log_probabilities(self, queries: Sequence[Query]) -> torch.Tensor:
+        """log p(query): exact in the log semiring; DeepProbLog's floored log(p + 1e-12) in the real one."""
+        return self._values(queries) if self.semiring == "log" else super().log_probabilities(queries)
+
     @torch.no_grad()
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:
         """Each query's most probable answer; a true/false query's is TRUE when p(query) > 0.5."""
         predictions: list[Term | None] = [None] * len(queries)
+        half = math.log(0.5) if self.semiring == "log" else 0.5
         for program, answers, rows, wanted in self.evaluate(queries, all_answers=True):
             if not queries[rows[0]].output_ind:  # a true/false shape: every row asks the same query
                 p = answers.get(wanted[0])
                 for k, row in enumerate(rows):
-                    predictions[row] = TRUE if p is not None and float(p[k]) > 0.5 else FALSE
+                    predictions[row] = TRUE if p is not None and float(p[k]) > half else FALSE
                 continue
             names = list(answers)
             if not names:

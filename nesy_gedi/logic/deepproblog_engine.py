@@ -26,6 +26,9 @@ from nesy_gedi.networks import PredicateHead
 # DeepProbLog's semiring compares probabilities as Python floats; harmless, and it would flood the output.
 warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
 
+LOSS_FLOOR = 1e-12
+"""DeepProbLog's cross-entropy takes log(p + 1e-12): the floor of every loss from linear-space probabilities"""
+
 
 class _TensorSource:
     """Resolves `tensor(split(i))` to image i; DeepProbLog passes the key as the tuple `(Constant(i),)`."""
@@ -84,6 +87,10 @@ class DeepProbLogEngine:
         # a query the program cannot prove has no entry: probability 0, as in DeepProbLog's own loss
         probs = [r.result.get(q.substitute().query, 0.0) for r, q in zip(results, queries, strict=True)]
         return torch.stack([torch.as_tensor(p, dtype=torch.get_default_dtype()) for p in probs])
+
+    def log_probabilities(self, queries: Sequence[Query]) -> torch.Tensor:
+        """log p(query) as DeepProbLog's loss takes it: log(p + 1e-12), p clamped at 0 against round-off."""
+        return torch.log(self.probabilities(queries).clamp(min=0.0) + LOSS_FLOOR)
 
     @torch.no_grad()
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:

@@ -1,5 +1,5 @@
 """A program as a `torch.nn.Module` (as scallopy does): the networks' outputs in, the probability of every
-answer out, through the compiled engine's circuit, differentiable, so the program drops into any training
+answer out, through the compiled engine's KLay circuit, differentiable, so the program drops into any training
 loop. The circuit is DeepProbLog's (grounding and SDD by its `ExactEngine` machinery), compiled once for
 the query's shape and cached on disk like the engine's."""
 
@@ -24,7 +24,8 @@ class ProgramModule(nn.Module):
     (an input of N images: (batch, N, domain)) returns (batch, answers): p(answer) for every value in
     `module.answers`. A true/false query (`output` None) has the one answer `true`. An input that two
     networks read is given per network: `{("digit_net", "A"): ..., ("parity_net", "A"): ...}`. The
-    program's learnable `t(p)` probabilities are `nn.Parameter`s of the module."""
+    program's learnable `t(p)` probabilities are `nn.Parameter`s of the module. With `semiring="log"` it
+    returns log p(answer) (no underflow of tiny probabilities; refused for a `t(_)` annotated disjunction)."""
 
     def __init__(
         self,
@@ -33,15 +34,17 @@ class ProgramModule(nn.Module):
         output: str | None,
         inputs: Mapping[str, str | int],
         cache_dir: str | Path | None = None,
+        semiring: str = "real",
     ) -> None:
         super().__init__()
+        self.semiring = semiring
         self.program = program if isinstance(program, Program) else Program(program)
         self.template = QueryTemplate(self.program, term, output, inputs)
         networks = {p.network: nn.Identity() for p in self.program.neural_predicates}
         engine = CompiledEngine(self.program, networks, {}, 0.0, Path(cache_dir) if cache_dir else None)
         ind = () if self.template.boolean else (self.template.output_index,)
         self.circuit, _ = engine.program_for(Query(self.template.term, output_ind=ind), all_answers=True)
-        self.names = list(self.circuit.answers)
+        self.names = list(self.circuit.roots)
         self.answers = [self.circuit.outputs[name] for name in self.names]
         """the answer each output column stands for"""
         self.parameters_t = nn.ParameterList(
@@ -49,7 +52,7 @@ class ProgramModule(nn.Module):
         )
         placeholder = {str(ph): p for p, ph in enumerate(self.template.images)}
         owner = [(name, k) for name, count in self.template.counts.items() for k in range(count)]
-        self._leaves = {leaf: owner[placeholder[leaf[1]]] for leaf in self.circuit.plan().leaves}
+        self._leaves = {leaf: owner[placeholder[leaf[1]]] for leaf in self.circuit.leaves()}
         """(network, placeholder) -> (input variable, image index within it)"""
 
     def _leaf(self, probabilities: Mapping, network: str, input_name: str, k: int) -> torch.Tensor:
@@ -61,5 +64,5 @@ class ProgramModule(nn.Module):
 
     def forward(self, probabilities: Mapping[str | tuple[str, str], torch.Tensor]) -> torch.Tensor:
         leaves = {leaf: self._leaf(probabilities, leaf[0], *where) for leaf, where in self._leaves.items()}
-        values = self.circuit.run(leaves, list(self.parameters_t))
+        values = self.circuit.run(leaves, list(self.parameters_t), self.semiring)
         return torch.stack([values[name] for name in self.names], -1)

@@ -115,6 +115,16 @@ class Program:
     def _neural_head(head: Term) -> bool:
         return isinstance(head.probability, Term) and head.probability.functor == "nn"
 
+    def learned_disjunction(self) -> int | None:
+        """The line of the first annotated disjunction with a learnable `t(_)` head, if any: its 'none' weight
+        1 - sum t can be exactly 0, which the log semiring cannot represent with a gradient."""
+        for clause in self.clauses:
+            heads = _heads(clause)
+            learned = [h for h in heads if isinstance(h.probability, Term) and h.probability.functor == "t"]
+            if len(heads) > 1 and learned:
+                return self._line(clause)
+        return None
+
     def defines(self, functor: str, arity: int) -> bool:
         return (functor, arity) in self.predicates
 
