@@ -63,6 +63,22 @@ class PretrainSpec(_Strict):
         return sets
 
 
+class ChainSpec(_Strict):
+    step: str = Field(
+        description="the program's predicate for one step: one element of each list input (in `query.inputs` "
+        "order), the state before, the step's output, the state after; e.g. `column(X, Y, Carry, Digit, Next)`"
+    )
+    split: str = Field(
+        description="the program's predicate splitting a label into the steps' outputs: with the label and N "
+        "bound it gives the N outputs in step order and the state after the last step; e.g. "
+        "`digits(Sum, N, Digits, Carry)`"
+    )
+    start: int | str = Field(0, description="the state before the first step")
+    order: Literal["first", "last"] = Field(
+        "last", description="`last`: the first step reads the lists' last elements (least significant digit first)"
+    )
+
+
 class NetworkSpec(_Strict):
     arch: str = Field(description="architecture from the network registry (docs/methods.md), e.g. `mnist_lenet`")
     init: str | None = Field(None, description="a `nesy-gedi pretrain` run folder: start this network from its weights")
@@ -206,6 +222,11 @@ class TaskConfig(_RunSpec):
         "answers",
         description="compiled engine's training circuits: one all-answers circuit per query shape, or one per label "
         "(for programs whose all-answers circuit is too large)",
+    )
+    engine_chain: ChainSpec | None = Field(
+        None,
+        description="compiled engine: the query is a chain of steps over list inputs (digit-by-digit N-digit "
+        "addition); each step's circuit is compiled once and the steps composed exactly (docs/tasks.md)",
     )
     engine_semiring: Literal["real", "log"] = Field(
         "real",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from problog.logic import Term
+from problog.logic import Constant, Term
 
 from nesy_gedi.args import check_args
 from nesy_gedi.checkpoint import is_pretraining_run, load_pretrained
@@ -70,6 +70,8 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     if not program_task:
         return
     _check_data(config, where)
+    if config.engine_chain is not None:
+        _check_chain(config, where)
     program = task_logic(config)[0]  # a program that cannot be read, parsed or asked fails here, before any run
     if config.engine_semiring == "log" and config.engine != "compiled":
         raise UserError(
@@ -107,6 +109,19 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
                 f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "
                 "a network.pt or checkpoint.pt; run the pretraining first"
             )
+
+
+def _check_chain(config: TaskConfig, where: Where) -> None:
+    """A chain needs the compiled engine and a labelled query over lists of one length (its predicates are
+    checked where the template is made, `_chain_step`)."""
+    forms = {name: spec if isinstance(spec, (str, int)) else spec.images for name, spec in config.query.inputs.items()}
+    if config.engine != "compiled":
+        raise UserError(f"{where(('engine_chain',))}: a chain is the compiled engine's; set engine: compiled")
+    if config.query.output is None or "image" in forms.values() or len(set(forms.values())) != 1:
+        raise UserError(
+            f"{where(('engine_chain',))}: a chain needs a query with an output whose inputs are all lists of one "
+            f"length N (query.inputs: {forms})"
+        )
 
 
 def _check_data(config: TaskConfig, where: Where) -> None:
@@ -165,7 +180,35 @@ def task_logic(config: TaskConfig) -> tuple[Program, QueryTemplate, dict[str, in
     """The task's program (checked against its networks), query template and each network's domain size."""
     program = Program(config.program)
     program.check_networks(config.networks, where="the task")
-    return program, QueryTemplate(program, **config.query.model_dump()), domain_sizes(program, config)
+    template = QueryTemplate(program, **config.query.model_dump(), step=_chain_step(config, program))
+    return program, template, domain_sizes(program, config)
+
+
+def _chain_term(key: str, text: str, arity: int, program: Program) -> Term:
+    try:
+        term = Term.from_string(text)
+    except Exception:  # ProbLog's parser raises several kinds
+        raise UserError(f"engine_chain.{key}: '{text}' is not a ProbLog term, e.g. column(X, Y, C, D, C2)") from None
+    if term.arity != arity or not program.defines(term.functor, arity):
+        raise UserError(
+            f"engine_chain.{key}: {program.path} must define {term.functor}/{arity} (one argument per list input, "
+            f"then state, output, next state for the step; label, N, outputs, last state for the split); it "
+            f"defines {program.defined()}"
+        )
+    return term
+
+
+def _chain_step(config: TaskConfig, program: Program) -> Term | None:
+    """A chain task's step goal with its state given (`engine_chain.start`); the step and split predicates
+    checked against the program."""
+    chain = config.engine_chain
+    if chain is None:
+        return None
+    k = len(config.query.inputs)
+    _chain_term("split", chain.split, 4, program)
+    step = _chain_term("step", chain.step, k + 3, program)
+    start = Constant(chain.start) if isinstance(chain.start, int) else Term.from_string(chain.start)
+    return step(*step.args[:k], start, *step.args[k + 1 :])
 
 
 def sampler(template: QueryTemplate, seed: int, split: int) -> Callable[[Sequence[int]], Term]:
@@ -315,6 +358,8 @@ def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict
         cache / "circuits",
         config.engine_circuits,
         config.engine_semiring,
+        config.engine_chain,
+        template,
     )
     learner = QueryLearner(engine, method, template, train_set, tensors, images.readers)
     return Assembled(program, template, images, train_set, splits, tensors, method, predicates, engine, learner, naming)

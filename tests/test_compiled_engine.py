@@ -351,3 +351,100 @@ def test_klay_equals_the_tracer_on_merged_label_circuits(n):
     assert sorted(expected) == sorted(got) and len(got) == 4
     for name in got:
         assert torch.allclose(got[name], expected[name], atol=1e-12, rtol=1e-9)
+
+
+CHAIN = {"step": "column(X, Y, Carry, Digit, Next)", "split": "digits(Sum, N, Digits, Carry)"}
+
+
+@pytest.mark.parametrize(("n", "semiring"), [(2, "real"), (3, "real"), (3, "log")])
+def test_a_chain_composed_from_one_step_circuit_is_deepproblogs_whole_query(n, semiring):
+    """The digit-by-digit program's query composed from its one-position circuit (`engine_chain`) gives
+    DeepProbLog's probabilities and gradients for the whole query, at N = 2 and 3, real and log semiring;
+    predictions are the program's answers for the most probable digits."""
+    from nesy_gedi.config import ChainSpec
+    from nesy_gedi.logic.chain_engine import ChainEngine
+    from nesy_gedi.logic.query import QueryTemplate
+
+    program = Program(ROOT / "programs" / "mnist_multi_addition_carry.pl")
+    step = Term.from_string("column(X, Y, 0, Digit, Next)")  # the step goal from its start state
+    template = QueryTemplate(program, "addition(A, B, Sum)", "Sum", {"A": n, "B": n}, step=step)
+    assert template.readers == {"mnist_net": list(range(2 * n))}  # from one step, for every list element
+    count = 5
+    source = {"train": torch.arange(2 * n * count, dtype=torch.float64).view(-1, 1)}
+    made = []
+    for make in (
+        DeepProbLogEngine,
+        partial(ChainEngine, template=template, chain=ChainSpec(**CHAIN), semiring=semiring),
+    ):
+        torch.manual_seed(0)
+        made.append(make(program, {"mnist_net": Lookup(2 * n * count, 10)}, source, 0.1))
+    dpl, chain = made
+    table = dpl.networks["mnist_net"].table
+    labels = [7, 10**n - 1, 10**n + 3, 2 * 10**n - 2, 0]
+    labelled = [
+        template.query(["train"] * 2 * n, range(2 * n * i, 2 * n * (i + 1)), Constant(labels[i])) for i in range(count)
+    ]
+    results = []
+    for engine in (dpl, chain):
+        engine.zero_grad()
+        engine.probabilities(labelled).log().sum().backward()  # unfloored log p: tiny labels at N = 3
+        results.append((engine.probabilities(labelled).detach(), engine.networks["mnist_net"].table.grad.clone()))
+    (p_dpl, g_dpl), (p_chain, g_chain) = results
+    assert (p_dpl > 0).all()  # every label provable
+    assert torch.allclose(p_dpl, p_chain, atol=1e-15, rtol=1e-6)
+    assert torch.allclose(g_dpl, g_chain, atol=1e-6, rtol=1e-6)
+    digits = table.argmax(-1).tolist()
+    expected = [template.label(digits[2 * n * i : 2 * n * (i + 1)]) for i in range(count)]
+    assert chain.predict(labelled) == expected
+    chain.set_optimizers({"mnist_net": torch.optim.SGD(chain.networks["mnist_net"].parameters(), lr=0.1)})
+    before = chain.networks["mnist_net"].table.detach().clone()
+    chain.step()  # the engine's optimiser step reaches the network (a chain attribute once hid it)
+    assert not torch.equal(before, chain.networks["mnist_net"].table.detach())
+
+
+def test_a_chain_step_that_is_not_a_function_is_refused(tmp_path):
+    """A step that gives a world two next states would count it twice: refused with a message naming the key."""
+    from nesy_gedi.config import ChainSpec
+    from nesy_gedi.errors import UserError
+    from nesy_gedi.logic.chain_engine import ChainEngine
+    from nesy_gedi.logic.query import QueryTemplate
+
+    path = tmp_path / "p.pl"
+    text = (ROOT / "programs" / "mnist_multi_addition_carry.pl").read_text()
+    path.write_text(
+        text + "either(X, Y, C, D, C2) :- digit(X, A), digit(Y, B), D is (A + B + C) mod 10, member(C2, [0, 1]).\n"
+    )
+    program = Program(path)
+    step = Term.from_string("either(X, Y, 0, D, C2)")
+    template = QueryTemplate(program, "addition(A, B, Sum)", "Sum", {"A": 2, "B": 2}, step=step)
+    chain = ChainSpec(step="either(X, Y, C, D, C2)", split=CHAIN["split"])
+    engine = ChainEngine(
+        program, {"mnist_net": Lookup(4, 10)}, {"train": torch.arange(4.0).view(4, 1)}, 0.1, template, chain
+    )
+    query = template.query(["train"] * 4, range(4), Constant(10))
+    with pytest.raises(UserError, match=r"engine_chain.step: in state 0 .* total probability 2, not 1"):
+        engine.probabilities([query])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"query": {"term": "addition(A, B, Sum)", "output": "Sum", "inputs": {"A": "image", "B": 2}}}, "all lists"),
+        ({"engine_chain": {**CHAIN, "step": "colum(X, Y, C, D, C2)"}}, "must define colum/5"),
+        ({"engine_chain": {**CHAIN, "split": "digits(Sum, Digits)"}}, "must define digits/4"),
+        ({"engine": "deepproblog"}, "set engine: compiled"),
+    ],
+)
+def test_a_wrong_chain_is_one_clear_message(task_file, tmp_path, capsys, change, message):
+    from nesy_gedi.cli import main
+
+    base = {
+        "query": {"term": "addition(A, B, Sum)", "output": "Sum", "inputs": {"A": 2, "B": 2}},
+        "engine_chain": CHAIN,
+    }
+    text = (ROOT / "programs" / "mnist_multi_addition_carry.pl").read_text()
+    path = task_file(program=text, **{**base, **change})
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "engine_chain" in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

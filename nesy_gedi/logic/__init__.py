@@ -15,12 +15,18 @@ def make_engine(
     cache_dir=None,
     circuits: str = "answers",
     semiring: str = "real",
+    chain=None,
+    template=None,
 ):
     """The engine a task names: `compiled` (KLay circuits, training on the `circuits` it names, in the
-    `semiring` it names) or `deepproblog` (its ExactEngine)."""
+    `semiring` it names; with a `chain`, composed step by step over the `template`'s lists) or `deepproblog`
+    (its ExactEngine)."""
+    from nesy_gedi.logic.chain_engine import ChainEngine
     from nesy_gedi.logic.compiled_engine import CompiledEngine
     from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 
+    if name == "compiled" and chain is not None:
+        return ChainEngine(program, networks, sources, param_lr, template, chain, cache_dir, semiring)
     if name == "compiled":
         return CompiledEngine(program, networks, sources, param_lr, cache_dir, circuits, semiring)
     return DeepProbLogEngine(program, networks, sources, param_lr)

@@ -266,7 +266,8 @@ class _Layers:
                 keep = torch.ones(self.n, dtype=torch.bool, device=device)
                 keep[self.forced] = False
                 pos = torch.where(keep, pos, torch.ones_like(pos))
-            pos, neg = pos.clamp(min=0).log(), neg.clamp(min=0).log()
+            tiny = torch.finfo(dtype).tiny  # log 0 = -inf would give KLay's log-sum-exp no gradient
+            pos, neg = pos.clamp(min=tiny).log(), neg.clamp(min=tiny).log()
         values = self.module(pos, neg) if self.module is not None else torch.zeros(batch, 0, dtype=dtype, device=device)
         result = {}
         for k, name in enumerate(self.names):

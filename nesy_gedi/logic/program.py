@@ -201,6 +201,13 @@ class Program:
                 facts.append(pred.fact(image, value))
         return facts
 
+    def solve(self, goal: Term) -> list[tuple[Term, ...]]:
+        """The argument tuples that prove a goal of the program's logic alone (no neural predicate reached)."""
+        try:
+            return [tuple(args) for args in self._engine.query(self._logic, goal)]
+        except ProbLogError as exc:
+            raise UserError(f"{self.path}: cannot evaluate {goal}: {exc}") from None
+
     def answer(
         self,
         query: Term,

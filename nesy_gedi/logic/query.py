@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
+import numpy as np
 from deepproblog.query import Query
 from problog.errors import ProbLogError
-from problog.logic import Constant, Term, list2term
+from problog.logic import Constant, Term, Var, list2term
 
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.program import FALSE, TRUE, Distribution, Program
@@ -27,9 +28,16 @@ class QueryTemplate:
     `query.*` these come from."""
 
     def __init__(
-        self, program: Program, term: str, output: str | None, inputs: Mapping[str, str | int | Mapping]
+        self,
+        program: Program,
+        term: str,
+        output: str | None,
+        inputs: Mapping[str, str | int | Mapping],
+        step: Term | None = None,
     ) -> None:
         self.program = program
+        self.step = step
+        """a chain task's step goal (`engine_chain`), its list elements and outputs unbound, its state given"""
         try:
             parsed = Term.from_string(term)
         except ProbLogError as exc:
@@ -81,8 +89,21 @@ class QueryTemplate:
 
     @cached_property
     def readers(self) -> dict[str, list[int]]:
-        """The image positions each network reads (`Program.readers`)."""
-        return self.program.readers(self.term, self.images)
+        """The image positions each network reads (`Program.readers`). For a chain, what one step reads, for
+        every element of the lists it reads: grounding the whole query with its output open would grow
+        exponentially with the lists' length."""
+        if self.step is None:
+            return self.program.readers(self.term, self.images)
+        starts = np.cumsum([0, *self.counts.values()])[:-1].tolist()
+        firsts = [self.images[start] for start in starts]
+        k = len(firsts)
+        goal = self.step(*firsts, self.step.args[k], Var("Out"), Var("Next"))
+        read = self.program.readers(goal, firsts)
+        counts = list(self.counts.values())
+        return {
+            network: [p for j in sorted(lists) for p in range(starts[j], starts[j] + counts[j])]
+            for network, lists in read.items()
+        }
 
     @property
     def boolean(self) -> bool:
