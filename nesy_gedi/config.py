@@ -172,7 +172,11 @@ class TrainSpec(_Strict):
     epochs: PositiveInt = Field(1, description="passes over the training examples")
     iterations: PositiveInt | None = Field(None, description="optimiser steps; overrides `epochs` when given")
     checkpoint_every: PositiveInt = Field(1000, description="steps between checkpoints")
-    threads: PositiveInt | None = Field(None, description="torch CPU threads (default: torch's own)")
+    threads: PositiveInt | None = Field(
+        None,
+        description="torch CPU threads; unset: chosen while training, the cores other processes leave free, "
+        "one when a second thread does not make a step faster (docs/commands.md)",
+    )
 
 
 class PretrainTrainSpec(TrainSpec):

@@ -28,6 +28,7 @@ from nesy_gedi.sample_quality import judge_arch, sample_quality, train_judge
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
+from nesy_gedi.threads import ThreadGovernor
 from nesy_gedi.train import Diverged, Trainer, seed_everything
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,14 @@ def start_seeds(config: PretrainConfig) -> list[int]:
     return [config.seed, *map(int, derived)]
 
 
-def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device, run: RunDir, resume: bool) -> dict:
+def choose_start(
+    config: PretrainConfig,
+    data: Unlabelled,
+    device: torch.device,
+    run: RunDir,
+    resume: bool,
+    governor: ThreadGovernor | None = None,
+) -> dict:
     """Train each start seed's first `restart_steps` steps (in `restarts/<i>/`) and continue the one whose
     loss over its last RESTART_WINDOW steps is lowest: a choice by the objective alone, never by labels,
     as IIC keeps its lowest-loss head. A run can settle in a poor optimum early; its loss is then often,
@@ -175,6 +183,7 @@ def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device,
             config.train,
             seed,
             folder,
+            governor,
         )
         if resume and folder.has(CHECKPOINT):
             trainer.restore()
@@ -202,18 +211,18 @@ def choose_start(config: PretrainConfig, data: Unlabelled, device: torch.device,
 
 def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = False) -> dict:
     """Pretrain in `run` and score the clusters; the metrics (`"status": "diverged"` if it was stopped)."""
-    device, cache = start_run(config, run)
+    device, cache, governor = start_run(config, run)
     data = load_unlabelled(config, cache, device)
 
     if resume and run.has(CHECKPOINT):
         restarts = json.loads((run / RESTARTS).read_text()) if run.has(RESTARTS) else None
     elif config.train.restarts > 1:
-        restarts = choose_start(config, data, device, run, resume)
+        restarts = choose_start(config, data, device, run, resume, governor)
     else:
         restarts = None
     seed = restarts["chosen_seed"] if restarts else config.seed
     objective = build_objective(config, data, device, seed)
-    trainer = Trainer(PretrainLearner(objective, data.train), len(data.train), config.train, seed, run)
+    trainer = Trainer(PretrainLearner(objective, data.train), len(data.train), config.train, seed, run, governor)
     if restarts and not resume:
         trainer.restore()
         log.info("continuing the chosen start from step %d of %d", trainer.step, trainer.total_steps)

@@ -102,7 +102,7 @@ def run_task(
 ) -> dict:
     """Train and evaluate a program task in `run`; its metrics (`"status": "diverged"` if it was stopped).
     `starts`: networks to start from these pretraining runs; `record`: what the metrics keep of them."""
-    device, cache = start_run(config, run)
+    device, cache, governor = start_run(config, run)
     task = assemble(config, device, cache, starts)
     run.write_atomic(
         "queries.npz",
@@ -110,7 +110,7 @@ def run_task(
     )
     if task.naming:
         log.info(describe(task.naming))
-    trainer = Trainer(task.learner, len(task.train_set), config.train, config.seed, run)
+    trainer = Trainer(task.learner, len(task.train_set), config.train, config.seed, run, governor)
     resume_or_start(trainer, resume)
     header = {
         "task": config.name,

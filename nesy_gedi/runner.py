@@ -17,6 +17,7 @@ from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
 from nesy_gedi.report import write_report
 from nesy_gedi.rundir import CONFIG, METRICS, VERSIONS, RunDir, versions
+from nesy_gedi.threads import ThreadGovernor
 from nesy_gedi.train import Diverged, Trainer
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def start_run(config: TaskConfig | PretrainConfig, run: RunDir) -> tuple[torch.device, Path]:
-    """Device and threads as the task asks; the resolved task and versions saved first; the data cache."""
+def start_run(config: TaskConfig | PretrainConfig, run: RunDir) -> tuple[torch.device, Path, ThreadGovernor | None]:
+    """Device and threads as the task asks (threads unset on a CPU: a governor chooses them while training,
+    threads.py); the resolved task and versions saved first; the data cache."""
     device = resolve_device(config.device)
+    governor = None
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    elif device.type == "cpu":
+        governor = ThreadGovernor()
     run.write_text(CONFIG, dump_config(config))
     run.write_json(VERSIONS, versions())
-    return device, cache_folder(config.data.cache)
+    return device, cache_folder(config.data.cache), governor
 
 
 def resume_or_start(trainer: Trainer, resume: bool) -> None:
@@ -75,6 +80,8 @@ def train_and_report(
         write_report(run, config.name, config.method, metrics, [], keys, notes)
         return metrics
     metrics.update(status="finished", train_steps=result.steps, train_seconds=result.seconds + discarded_seconds)
+    if trainer.governor is not None:  # (step, torch threads) at the start and at every change
+        metrics["torch_threads"] = trainer.governor.history
     started = time.perf_counter()
     found, pictures = evaluate()
     metrics.update(found, eval_seconds=time.perf_counter() - started)

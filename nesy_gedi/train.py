@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from nesy_gedi.checkpoint import load_checkpoint, save_checkpoint
 from nesy_gedi.rundir import RunDir
+from nesy_gedi.threads import ThreadGovernor
 from nesy_gedi.tracking import EventLog
 
 
@@ -94,8 +95,18 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, learner: Learner, n_examples: int, spec: LoopSettings, seed: int, run: RunDir) -> None:
+    def __init__(
+        self,
+        learner: Learner,
+        n_examples: int,
+        spec: LoopSettings,
+        seed: int,
+        run: RunDir,
+        governor: ThreadGovernor | None = None,
+    ) -> None:
         self.learner, self.n_examples, self.spec, self.seed, self.run = learner, n_examples, spec, seed, run
+        self.governor = governor
+        """told every step's duration: chooses torch's threads when the task does not (threads.py)"""
         self.optimizers = {name: self._optimizer(net) for name, net in learner.networks.items()}
         learner.bind(self.optimizers)
         self.steps_per_epoch = math.ceil(n_examples / spec.batch_size)
@@ -156,7 +167,10 @@ class Trainer:
                 rows = order[position * self.spec.batch_size : (position + 1) * self.spec.batch_size]
                 started = time.perf_counter()
                 row = self._train_step(rows)
-                self.seconds += time.perf_counter() - started
+                took = time.perf_counter() - started
+                self.seconds += took
+                if self.governor is not None:
+                    self.governor.after_step(took)
                 self.step += 1
                 row.update(step=self.step, epoch=epoch, seconds=round(self.seconds, 3))
                 self._pending.append(row)
