@@ -361,7 +361,6 @@ def test_a_chain_composed_from_one_step_circuit_is_deepproblogs_whole_query(n, s
     """The digit-by-digit program's query composed from its one-position circuit (`engine_chain`) gives
     DeepProbLog's probabilities and gradients for the whole query, at N = 2 and 3, real and log semiring;
     predictions are the program's answers for the most probable digits."""
-    from nesy_gedi.config import ChainSpec
     from nesy_gedi.logic.chain_engine import ChainEngine
     from nesy_gedi.logic.query import QueryTemplate
 
@@ -374,7 +373,7 @@ def test_a_chain_composed_from_one_step_circuit_is_deepproblogs_whole_query(n, s
     made = []
     for make in (
         DeepProbLogEngine,
-        partial(ChainEngine, template=template, chain=ChainSpec(**CHAIN), semiring=semiring),
+        partial(ChainEngine, template=template, split=CHAIN["split"], semiring=semiring),
     ):
         torch.manual_seed(0)
         made.append(make(program, {"mnist_net": Lookup(2 * n * count, 10)}, source, 0.1))
@@ -404,7 +403,6 @@ def test_a_chain_composed_from_one_step_circuit_is_deepproblogs_whole_query(n, s
 
 def test_a_chain_step_that_is_not_a_function_is_refused(tmp_path):
     """A step that gives a world two next states would count it twice: refused with a message naming the key."""
-    from nesy_gedi.config import ChainSpec
     from nesy_gedi.errors import UserError
     from nesy_gedi.logic.chain_engine import ChainEngine
     from nesy_gedi.logic.query import QueryTemplate
@@ -417,9 +415,8 @@ def test_a_chain_step_that_is_not_a_function_is_refused(tmp_path):
     program = Program(path)
     step = Term.from_string("either(X, Y, 0, D, C2)")
     template = QueryTemplate(program, "addition(A, B, Sum)", "Sum", {"A": 2, "B": 2}, step=step)
-    chain = ChainSpec(step="either(X, Y, C, D, C2)", split=CHAIN["split"])
     engine = ChainEngine(
-        program, {"mnist_net": Lookup(4, 10)}, {"train": torch.arange(4.0).view(4, 1)}, 0.1, template, chain
+        program, {"mnist_net": Lookup(4, 10)}, {"train": torch.arange(4.0).view(4, 1)}, 0.1, template, CHAIN["split"]
     )
     query = template.query(["train"] * 4, range(4), Constant(10))
     with pytest.raises(UserError, match=r"engine_chain.step: in state 0 .* total probability 2, not 1"):

@@ -26,7 +26,9 @@ def make_engine(
     from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 
     if name == "compiled" and chain is not None:
-        return ChainEngine(program, networks, sources, param_lr, template, chain, cache_dir, semiring)
+        return ChainEngine(
+            program, networks, sources, param_lr, template, chain.split, chain.order, cache_dir, semiring
+        )
     if name == "compiled":
         return CompiledEngine(program, networks, sources, param_lr, cache_dir, circuits, semiring)
     return DeepProbLogEngine(program, networks, sources, param_lr)

@@ -21,7 +21,6 @@ from deepproblog.query import Query
 from problog.logic import Constant, Term, Var
 from torch import nn
 
-from nesy_gedi.config import ChainSpec
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.circuit import Circuit
 from nesy_gedi.logic.compiled_engine import CompiledEngine
@@ -30,8 +29,8 @@ from nesy_gedi.logic.query import QueryTemplate
 
 
 class ChainEngine(CompiledEngine):
-    """The compiled engine for a task with `engine_chain`; `template` tells which placeholders are the list
-    elements each step reads."""
+    """The compiled engine for a task with `engine_chain`: `template.step` is the step goal from its start
+    state, `split` the split predicate, `order` "last" when the first step reads the lists' last elements."""
 
     def __init__(
         self,
@@ -40,13 +39,14 @@ class ChainEngine(CompiledEngine):
         sources: dict[str, torch.Tensor],
         param_lr: float,
         template: QueryTemplate,
-        chain: ChainSpec,
+        split: str,
+        order: str = "last",
         cache_dir=None,
         semiring: str = "real",
     ) -> None:
         super().__init__(program, networks, sources, param_lr, cache_dir, "answers", semiring)
         self.program, self.template = program, template
-        self.split = Term.from_string(chain.split)
+        self.split = Term.from_string(split)
         self.step_goal = template.step
         self.start = template.step.args[len(template.counts)]
         lengths = set(template.counts.values())
@@ -55,8 +55,8 @@ class ChainEngine(CompiledEngine):
         for count in template.counts.values():
             placeholders.append(template.images[offset : offset + count])
             offset += count
-        order = range(self.length) if chain.order == "first" else range(self.length - 1, -1, -1)
-        self.reads = [[str(elements[p]) for elements in placeholders] for p in order]
+        steps = range(self.length) if order == "first" else range(self.length - 1, -1, -1)
+        self.reads = [[str(elements[p]) for elements in placeholders] for p in steps]
         """per step, the placeholder it reads of each list input"""
         self.inputs = [Term(f"step_{j}") for j in range(len(placeholders))]
         self.states: list[str] = []
