@@ -235,11 +235,11 @@ def main() -> None:
         else:
             compiled = ours.programs
             nodes = {k.split(":")[0]: p.layers("real").nodes for k, p in compiled.items()}
-            compile_s = {k.split(":")[0]: p.compile_seconds / max(1, len(p.traced)) for k, p in compiled.items()}
+            compile_s = {k.split(":")[0]: p.compile_seconds / max(1, len(p.templates)) for k, p in compiled.items()}
             notes.append(
                 f"N=1 addition: all-answers circuit {nodes['answers']} KLay nodes "
                 f"({compile_s['answers'] * 1000:.0f} ms to ground, compile and read its weights); the "
-                f"{len(compiled['labels:' + str(queries[0].variable_output().query)].traced)} label circuits merged "
+                f"{len(compiled['labels:' + str(queries[0].variable_output().query)].templates)} label circuits merged "
                 f"into {nodes['labels']} nodes ({compile_s['labels'] * 1000:.0f} ms per template)"
             )
 

@@ -145,7 +145,7 @@ class Circuit:
     """answer -> the value of the query's output argument"""
     variables: list[Variable] = field(default_factory=list)
     keys: dict[tuple, int] = field(default_factory=dict, repr=False)
-    traced: set[str] = field(default_factory=set)
+    templates: set[str] = field(default_factory=set)
     """the queries whose circuits are here"""
     compile_seconds: float = 0.0
 
@@ -165,7 +165,7 @@ class Circuit:
             self.roots[name] = _renumber(root, number) if isinstance(root, str) else root
         self.conditions.update({name: _renumber(text, number) for name, text in other.conditions.items()})
         self.outputs.update(other.outputs)
-        self.traced |= other.traced
+        self.templates |= other.templates
         self.compile_seconds += other.compile_seconds
         self._layers = None
 
@@ -336,7 +336,7 @@ def compile_template(model, query: Term, output: int | None, domains: dict[str, 
             circuit.roots[name] = _renumber(_sdd_text(root), number)
             if condition_text is not None:
                 circuit.conditions[name] = condition_text
-    circuit.traced.add(str(query))
+    circuit.templates.add(str(query))
     circuit.compile_seconds = time.perf_counter() - started
     return circuit
 

@@ -28,7 +28,7 @@ from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.rundir import RunDir
 
-CACHE_FORMAT = "nesy_gedi-klay-circuit-1"
+CACHE_FORMAT = "nesy_gedi-klay-circuit-2"
 
 
 def cache_key(program_text: str, template: str) -> str:
@@ -80,7 +80,7 @@ class CompiledEngine(DeepProbLogEngine):
         for path in sorted(self.cache_dir.glob(f"{self._prefix(shape)}-*.pkl")):
             with open(path, "rb") as f:
                 cached = pickle.load(f)
-            if str(shape) not in cached.traced:  # the all-answers circuit shares the prefix
+            if str(shape) not in cached.templates:  # the all-answers circuit shares the prefix
                 program.merge(cached)
 
     def _compiled(self, shape: Term, query: Term, output: int | None) -> Circuit:
@@ -114,7 +114,7 @@ class CompiledEngine(DeepProbLogEngine):
             if not all_answers:
                 self._load_shape(self.programs[key], shape)
         program = self.programs[key]
-        if str(wanted) not in program.traced:
+        if str(wanted) not in program.templates:
             program.merge(self._compiled(shape, wanted, query.output_ind[0] if query.output_ind else None))
         self._resolved[(query.query, all_answers)] = (program, str(query.query))
         return program, str(query.query)
