@@ -38,6 +38,7 @@ TINY = {
     "sgld.steps": "2",
     "sgld.buffer_size": "64",
     "sgld.negatives": "16",
+    "train.threads": "1",  # bit-identical reruns need a fixed thread count (threads.py adapts to the load)
 }
 
 

@@ -21,7 +21,7 @@ from nesy_gedi.task import load_task
 from .conftest import ROOT, comparable, interrupt_training_at
 
 MOONS = ROOT / "tasks" / "gedi_moons.yaml"
-SHORT = {"train.iterations": "300", "sgld.steps": "5"}
+SHORT = {"train.iterations": "300", "sgld.steps": "5", "train.threads": "1"}  # fixed threads: bit-identical reruns
 # MNIST: 2,000 unlabelled training images, 500 held out, a few steps; OOD scores on
 MNIST_SMALL = {
     "data.train_size": "2000",

@@ -27,6 +27,7 @@ TINY = {
     "train.iterations": "800",
     "train.schedule": "constant",
     "train.checkpoint_every": "200",
+    "train.threads": "1",  # bit-identical reruns need a fixed thread count (threads.py adapts to the load)
 }
 
 
