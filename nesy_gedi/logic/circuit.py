@@ -26,7 +26,9 @@ import klay
 import torch
 from deepproblog.query import Query
 from deepproblog.semiring.graph_semiring import GraphSemiring
+from klay.torch import layers
 from problog.logic import Term
+from torch import nn
 
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.program import TRUE
@@ -219,7 +221,7 @@ class _Layers:
                 path = Path(folder) / f"{k}.sdd"
                 path.write_text(text)
                 built.add_sdd_from_file(str(path), false_lits=false)
-        self.module = built.to_torch_module(semiring=semiring, compile=False) if texts else None
+        self.module = _index_select(built.to_torch_module(semiring=semiring, compile=False)) if texts else None
         self.nodes = built.nb_nodes()
         # inputs: the used columns of each (network, placeholder), then the parameters, then the constant 1
         columns = sorted({leaf for v in circuit.variables for a in (v.pos, v.neg) for leaf, _ in a.terms})
@@ -269,17 +271,44 @@ class _Layers:
             tiny = torch.finfo(dtype).tiny  # log 0 = -inf would give KLay's log-sum-exp no gradient
             pos, neg = pos.clamp(min=tiny).log(), neg.clamp(min=tiny).log()
         values = self.module(pos, neg) if self.module is not None else torch.zeros(batch, 0, dtype=dtype, device=device)
-        result = {}
-        for k, name in enumerate(self.names):
-            value = values[:, k]
-            if name in self.divisor:
-                divisor = values[:, self.divisor[name]]
-                value = value - divisor if log else value / divisor
-            result[name] = value
+        answers = values[:, : len(self.names)]
+        if self.divisor:  # evidence: each answer over its condition's root (the others over 1)
+            by = torch.tensor([self.divisor.get(name, -1) for name in self.names], device=device)
+            divisors = torch.cat([values, torch.full_like(values[:, :1], 0.0 if log else 1.0)], 1)[:, by]
+            answers = answers - divisors if log else answers / divisors
+        # one unbind: its backward stacks the columns' gradients once (a slice per answer would fill a
+        # (batch, answers) gradient per answer: 199 answers at N = 2 made the backward 10 times slower)
+        result = dict(zip(self.names, answers.unbind(1), strict=True))
         for name, p in self.constants.items():
             value = torch.log(torch.tensor(p, dtype=dtype)) if log else torch.tensor(p, dtype=dtype)
             result[name] = value.to(device).expand(batch)
         return result
+
+
+class _SumLayer(layers.SumLayer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._scatter_forward(x.index_select(0, self.ix_in), "sum")
+
+
+class _ProdLayer(layers.ProdLayer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._scatter_forward(x.index_select(0, self.ix_in), "prod")
+
+
+class _LogSumLayer(layers.LogSumLayer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._scatter_forward(x.index_select(0, self.ix_in), "logsumexp")
+
+
+_GATHER = {layers.SumLayer: _SumLayer, layers.ProdLayer: _ProdLayer, layers.LogSumLayer: _LogSumLayer}
+
+
+def _index_select(module: nn.Module) -> nn.Module:
+    """KLay's layers with their inputs gathered by `index_select`: KLay's `x[ix]` is the same gather, but
+    its backward (an accumulating index_put) took 60 % of a 2-digit circuit's backward pass on this CPU,
+    index_select's (index_add) about half that (docs/benchmarks.md)."""
+    module.layers = nn.Sequential(*[_GATHER[type(k)](k.ix_in, k.offsets, k.ix_out, k._eps) for k in module.layers])
+    return module
 
 
 def _evidence(formula) -> list[int]:
