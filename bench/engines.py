@@ -181,7 +181,7 @@ def circuit_section(batch: int = 128) -> str:
         print(rows[-1], flush=True)
     return table_section(
         "Circuits: KLay against the former tracer",
-        f"`.venv/bin/python bench/engines.py` on {date.today()}, {platform.machine()} CPU with "
+        f"`.venv/bin/python bench/engines.py --circuits-only` on {date.today()}, {platform.machine()} CPU with "
         f"{torch.get_num_threads()} torch threads, no GPU. The compiled engine's circuits (DeepProbLog's SDDs, "
         f"each answer's conjoined with the disjunctions' constraint) evaluated by KLay (`klaycircuits` "
         f"{metadata.version('klaycircuits')}, real semiring, no `torch.compile`) and by the former tracer "
