@@ -184,12 +184,13 @@ def task_logic(config: TaskConfig) -> tuple[Program, QueryTemplate, dict[str, in
     return program, template, domain_sizes(program, config)
 
 
-def _chain_term(key: str, text: str, arity: int, program: Program) -> Term:
+def _chain_term(key: str, text: str, arity: int | None, program: Program) -> Term:
+    """`engine_chain.<key>` as a term; with an `arity`, a predicate the program must define."""
     try:
         term = Term.from_string(text)
     except Exception:  # ProbLog's parser raises several kinds
         raise UserError(f"engine_chain.{key}: '{text}' is not a ProbLog term, e.g. column(X, Y, C, D, C2)") from None
-    if term.arity != arity or not program.defines(term.functor, arity):
+    if arity is not None and (term.arity != arity or not program.defines(term.functor, arity)):
         raise UserError(
             f"engine_chain.{key}: {program.path} must define {term.functor}/{arity} (one argument per list input, "
             f"then state, output, next state for the step; label, N, outputs, last state for the split); it "
@@ -207,7 +208,7 @@ def _chain_step(config: TaskConfig, program: Program) -> Term | None:
     k = len(config.query.inputs)
     _chain_term("split", chain.split, 4, program)
     step = _chain_term("step", chain.step, k + 3, program)
-    start = Constant(chain.start) if isinstance(chain.start, int) else Term.from_string(chain.start)
+    start = Constant(chain.start) if isinstance(chain.start, int) else _chain_term("start", chain.start, None, program)
     return step(*step.args[:k], start, *step.args[k + 1 :])
 
 

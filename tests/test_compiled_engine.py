@@ -430,6 +430,7 @@ def test_a_chain_step_that_is_not_a_function_is_refused(tmp_path):
         ({"engine_chain": {**CHAIN, "step": "colum(X, Y, C, D, C2)"}}, "must define colum/5"),
         ({"engine_chain": {**CHAIN, "split": "digits(Sum, Digits)"}}, "must define digits/4"),
         ({"engine": "deepproblog"}, "set engine: compiled"),
+        ({"engine_chain": {**CHAIN, "start": "a("}}, "not a ProbLog term"),
     ],
 )
 def test_a_wrong_chain_is_one_clear_message(task_file, tmp_path, capsys, change, message):
