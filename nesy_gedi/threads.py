@@ -29,8 +29,8 @@ def cpu_usage() -> tuple[float, float]:
             fields = [float(x) for x in f.readline().split()[1:]]
         ticks = os.sysconf("SC_CLK_TCK")
         busy = (sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)) / ticks  # all but idle, iowait
-    except (OSError, ValueError, IndexError):  # no /proc: the load average stands in for the busy cores
-        busy = os.getloadavg()[0] * time.monotonic()
+    except (OSError, ValueError, IndexError):  # no /proc: other processes are not seen (only the probe acts)
+        busy = own.user + own.system
     return busy, own.user + own.system
 
 

@@ -128,11 +128,7 @@ class ChainEngine(CompiledEngine):
             j = int(placeholder.removeprefix("step_"))
             refs = [q.substitution[Term(reads[j])] for q in queries for reads in self.reads]
             blocks.setdefault(net, []).append(self._images(refs))
-        outputs = {}
-        for net, parts in blocks.items():
-            outputs[net] = iter(
-                self.model.networks[net].network_module(torch.cat(parts)).split([len(b) for b in parts])
-            )
+        outputs = self._network_outputs(blocks)
         return {(net, placeholder): next(outputs[net]) for net, placeholder in leaves}
 
     def _values(self, queries: Sequence[Query]) -> torch.Tensor:

@@ -240,13 +240,16 @@ class _Layers:
                 for leaf, k in weight.terms:
                     self.weights[order[leaf], j] += k
         self.n = n
+        self.keep = torch.ones(n, dtype=torch.bool)
+        """the variables whose weights KLay reads (the log semiring's `forced` ones are not)"""
+        self.keep[self.forced] = False
         self.device = torch.device("cpu")
 
     def _to(self, device: torch.device, dtype: torch.dtype) -> None:
         if self.device != device or self.weights.dtype != dtype:
             self.weights = self.weights.to(device, dtype)
             self.nn_columns = [(leaf, cols.to(device)) for leaf, cols in self.nn_columns]
-            self.param_index = self.param_index.to(device)
+            self.param_index, self.keep = self.param_index.to(device), self.keep.to(device)
             if self.module is not None:
                 self.module.to(device)
             self.device = device
@@ -265,9 +268,7 @@ class _Layers:
         log = self.semiring == "log"
         if log:
             if self.forced:  # 'none' variables propagated away as false: their weight is never read
-                keep = torch.ones(self.n, dtype=torch.bool, device=device)
-                keep[self.forced] = False
-                pos = torch.where(keep, pos, torch.ones_like(pos))
+                pos = torch.where(self.keep, pos, torch.ones_like(pos))
             tiny = torch.finfo(dtype).tiny  # log 0 = -inf would give KLay's log-sum-exp no gradient
             pos, neg = pos.clamp(min=tiny).log(), neg.clamp(min=tiny).log()
         values = self.module(pos, neg) if self.module is not None else torch.zeros(batch, 0, dtype=dtype, device=device)
@@ -346,8 +347,12 @@ def compile_template(model, query: Term, output: int | None, domains: dict[str, 
         leaves = {leaf for leaf, _ in pos.terms}
         none = bool(getattr(node, "is_extra", False))
         normalised = none and pos.const == 1.0 and _complements_a_whole_domain(pos, domains)
-        variable = Variable(pos, neg, zero_if_normalised=normalised or (none and pos == Affine((), 0.0)))
-        variable.learned_complement = none and any(leaf[0] == "param" for leaf in leaves)
+        variable = Variable(
+            pos,
+            neg,
+            zero_if_normalised=normalised or (none and pos == Affine((), 0.0)),
+            learned_complement=none and any(leaf[0] == "param" for leaf in leaves),
+        )
         number[var] = circuit.number((str(node.identifier), pos, neg), variable)
     condition_text = _renumber(_sdd_text(condition), number) if evidence else None
     for answer, node, _ in formula.labeled():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -126,6 +126,13 @@ class CompiledEngine(DeepProbLogEngine):
             return self.sources[keys[0][0]][torch.tensor([i for _, i in keys])]
         return torch.stack([self.sources[source][i] for source, i in keys])
 
+    def _network_outputs(self, requests: dict[str, list[torch.Tensor]]) -> dict[str, Iterator[torch.Tensor]]:
+        """Each network called once on all the image blocks asked of it; its outputs, block by block."""
+        return {
+            net: iter(self.model.networks[net].network_module(torch.cat(blocks)).split([len(b) for b in blocks]))
+            for net, blocks in requests.items()
+        }
+
     def _parameters(self) -> list[torch.Tensor]:
         """The program's t(_) probabilities as leaves whose gradients reach DeepProbLog's SGD, as in GraphSemiring."""
         params = []
@@ -156,10 +163,7 @@ class CompiledEngine(DeepProbLogEngine):
             for net, placeholder in program.leaves():
                 refs = [queries[r].substitution[Term(placeholder)] for r in rows]
                 requests.setdefault(net, []).append(self._images(refs))
-        outputs = {
-            net: iter(self.model.networks[net].network_module(torch.cat(blocks)).split([len(b) for b in blocks]))
-            for net, blocks in requests.items()
-        }
+        outputs = self._network_outputs(requests)
         params = self._parameters()
         results = []
         for program, rows, names in plans:
