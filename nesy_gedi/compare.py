@@ -218,7 +218,9 @@ def _csv(jobs: list[Job], results: list[dict]) -> str:
         *columns,
         "train_steps",
         "train_seconds",
+        "compile_seconds",
         "eval_seconds",
+        "peak_memory_mb",
         "folder",
     ]
     text = io.StringIO()

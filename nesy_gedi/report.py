@@ -26,7 +26,9 @@ SUMMARY_KEYS = (
     "ood_concept_accuracy",
     "train_steps",
     "train_seconds",
+    "compile_seconds",
     "eval_seconds",
+    "peak_memory_mb",
 )
 PRETRAIN_KEYS = (
     "status",
@@ -49,7 +51,9 @@ QUERY_NOTES = (
     "true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at; `grounded with labels` when "
     "labelled images chose the naming, `naming_labels`), shortcut (else Acc(Y) at least eval.task_at), "
     "failed. `ood_*`: the same on the out-of-distribution queries. `metrics.json` has every "
-    "concept metric per split and network under `id` / `ood`.",
+    "concept metric per split and network under `id` / `ood`. `compile_seconds` (compiled engines): grounding "
+    "and compiling the circuits in use, part of `train_seconds` unless read from the disk cache. "
+    "`peak_memory_mb`: the run's peak resident memory.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
     "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",
 )

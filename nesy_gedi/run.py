@@ -85,6 +85,8 @@ def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, li
             labelled=bool(task.naming and task.naming.labels),
         ),
     )
+    if hasattr(task.engine, "compile_seconds"):
+        metrics["compile_seconds"] = task.engine.compile_seconds
     if "ood" in metrics:
         metrics.update(
             ood_task_accuracy=metrics["ood"]["acc_y"], ood_concept_accuracy=metrics["ood"]["concept_accuracy"]

@@ -5,6 +5,8 @@ run folder's config and versions, then train (or stop a diverging run), evaluate
 from __future__ import annotations
 
 import logging
+import resource
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +59,12 @@ def resume_or_start(trainer: Trainer, resume: bool) -> None:
         log.info("no checkpoint in the run folder yet: starting from step 0")
 
 
+def peak_memory_mb() -> float:
+    """The process's peak resident memory so far, in MiB (Linux and macOS report it in different units)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
 def train_and_report(
     config: TaskConfig | PretrainConfig,
     run: RunDir,
@@ -84,7 +92,7 @@ def train_and_report(
         metrics["torch_threads"] = trainer.governor.history
     started = time.perf_counter()
     found, pictures = evaluate()
-    metrics.update(found, eval_seconds=time.perf_counter() - started)
+    metrics.update(found, eval_seconds=time.perf_counter() - started, peak_memory_mb=peak_memory_mb())
     run.write_json(METRICS, metrics)
     trainer.events.final(metrics, pictures, trainer.step)
     write_report(run, config.name, config.method, metrics, pictures, keys, notes)

@@ -54,5 +54,6 @@ def interrupt_training_at(monkeypatch, step: int, run) -> None:
 
 
 def comparable(metrics: dict) -> dict:
-    """Metrics without what varies between identical runs (times, the command line)."""
-    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k not in ("command", "torch_threads")}
+    """Metrics without what varies between identical runs (times, memory, the command line)."""
+    varying = ("command", "torch_threads", "peak_memory_mb")
+    return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k not in varying}

@@ -77,6 +77,8 @@ def test_tiny_run_learns_and_writes_its_folder(tiny_run):
     saved = json.loads((folder / "metrics.json").read_text())
     assert saved["task_accuracy"] == metrics["task_accuracy"]
     assert {"task_accuracy", "concept_accuracy", "nmi", "train_seconds"} <= saved.keys()
+    assert saved["compile_seconds"] > 0  # the compiled engine's circuits, fresh or from the cache
+    assert saved["peak_memory_mb"] > 100  # torch alone takes more
     # chance: 0.1 for a digit; the most frequent sum (9) is about 0.1 of the queries
     assert metrics["concept_accuracy"] > 0.5
     assert metrics["task_accuracy"] > 0.4

@@ -187,6 +187,12 @@ class CompiledEngine(DeepProbLogEngine):
         return result[torch.argsort(torch.tensor(order, device=result.device))]
 
     @property
+    def compile_seconds(self) -> float:
+        """Seconds DeepProbLog spent grounding and compiling the circuits in use (a circuit read from the disk
+        cache counts the time it took when it was compiled)."""
+        return sum(circuit.compile_seconds for circuit in self.programs.values())
+
+    @property
     def _zero(self) -> float:
         return float("-inf") if self.semiring == "log" else 0.0
 
