@@ -50,7 +50,7 @@ def setup(
     template = QueryTemplate(program, "addition(A,B,S)", "S", {"A": form, "B": form})
     k = template.images_per_query
     base = [
-        template.query("train", range(i * k, (i + 1) * k), template.label(labels[i * k : (i + 1) * k]))
+        template.query(["train"] * k, range(i * k, (i + 1) * k), template.label(labels[i * k : (i + 1) * k]))
         for i in range(distinct)
     ]
     queries = [base[i % distinct] for i in range(batch)]
@@ -181,9 +181,10 @@ def circuit_section(batch: int = 128) -> str:
         print(rows[-1], flush=True)
     return table_section(
         "Circuits: KLay against the former tracer",
-        f"`.venv/bin/python bench/engines.py --circuits-only` on {date.today()}, {platform.machine()} CPU with "
-        f"{torch.get_num_threads()} torch threads, no GPU. The compiled engine's circuits (DeepProbLog's SDDs, "
-        f"each answer's conjoined with the disjunctions' constraint) evaluated by KLay (`klaycircuits` "
+        f"`.venv/bin/python bench/engines.py` (this table alone: `--circuits-only`) on {date.today()}, "
+        f"{platform.machine()} CPU with {torch.get_num_threads()} torch threads, no GPU. The compiled engine's "
+        "circuits (DeepProbLog's SDDs, each answer's conjoined with the disjunctions' constraint) evaluated by "
+        "KLay (`klaycircuits` "
         f"{metadata.version('klaycircuits')}, real semiring, no `torch.compile`) and by the former tracer "
         "(tests/tracer.py, DeepProbLog's arithmetic recorded node by node), on the same random network outputs, "
         f"batch {batch}, float32: one forward and backward pass (loss Σ log p over the circuit's answers), best of "
