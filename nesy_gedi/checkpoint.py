@@ -17,9 +17,8 @@ import torch
 from torch import nn
 
 from nesy_gedi.errors import UserError
-from nesy_gedi.rundir import RunDir
+from nesy_gedi.rundir import CHECKPOINT, RunDir
 
-CHECKPOINT = "checkpoint.pt"
 PRETRAINED = "network.pt"
 """the exported network of a pretraining run"""
 NETWORK = "net"

@@ -29,12 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from nesy_gedi.backends import PARENT, Backend, make_backend
-from nesy_gedi.checkpoint import CHECKPOINT
 from nesy_gedi.config import TaskConfig
 from nesy_gedi.errors import UserError
 from nesy_gedi.methods import METHODS
 from nesy_gedi.report import plot_comparison
-from nesy_gedi.rundir import CONFIG, METRICS, RunDir
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.task import load_task
 

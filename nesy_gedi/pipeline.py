@@ -15,11 +15,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from nesy_gedi.checkpoint import CHECKPOINT
 from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
 from nesy_gedi.errors import UserError
 from nesy_gedi.pretrain import pretrain
-from nesy_gedi.rundir import CONFIG, METRICS, RunDir
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 from nesy_gedi.task import load_task, task_logic
 
 PACKAGE = Path(__file__).resolve().parent

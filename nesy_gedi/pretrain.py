@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nesy_gedi.checkpoint import CHECKPOINT, PRETRAINED, export_network
+from nesy_gedi.checkpoint import PRETRAINED, export_network
 from nesy_gedi.config import PretrainConfig
 from nesy_gedi.data.images import subset, to_tensor
 from nesy_gedi.data.sources import DEFAULT_OOD, load_source
@@ -22,7 +22,7 @@ from nesy_gedi.learners import PretrainLearner
 from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
 from nesy_gedi.networks import build_network
 from nesy_gedi.report import PRETRAIN_REPORT, plot_regions, plot_samples
-from nesy_gedi.rundir import LOG, RunDir
+from nesy_gedi.rundir import CHECKPOINT, LOG, RunDir
 from nesy_gedi.runner import resume_or_start, start_run, train_and_report
 from nesy_gedi.sample_quality import judge_arch, sample_quality, train_judge
 from nesy_gedi.ssl.augment import make_views

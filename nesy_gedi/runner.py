@@ -13,12 +13,11 @@ from pathlib import Path
 
 import torch
 
-from nesy_gedi.checkpoint import CHECKPOINT
 from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
 from nesy_gedi.report import write_report
-from nesy_gedi.rundir import CONFIG, METRICS, VERSIONS, RunDir, versions
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, VERSIONS, RunDir, versions
 from nesy_gedi.threads import ThreadGovernor
 from nesy_gedi.train import Diverged, Trainer
 
