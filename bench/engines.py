@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -33,13 +32,10 @@ from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
+from nesy_gedi.runner import peak_memory_mb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.tracer import TensorProgram, trace  # noqa: E402  the former evaluator, now the tests' oracle
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def setup(
@@ -309,7 +305,7 @@ def main() -> None:
         "",
         *notes,
         "",
-        f"Peak resident memory of the whole benchmark process: {rss_mb():.0f} MB.",
+        f"Peak resident memory of the whole benchmark process: {peak_memory_mb():.0f} MB.",
         "",
     ]
     write_section(args.out, "engines", "\n".join(lines))
