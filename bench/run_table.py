@@ -17,9 +17,10 @@ COLUMNS = ("nmi", "cluster_accuracy", "ood_auroc_fashion", "ood_auroc_noise", "s
 
 def row(folder: Path) -> str:
     metrics = json.loads((folder / "metrics.json").read_text())
-    log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()][-50:]
-    gap = np.mean([r["energy_gap"] for r in log]) if log and "energy_gap" in log[0] else float("nan")
-    e_data = np.mean([r["energy_data"] for r in log]) if log and "energy_data" in log[0] else float("nan")
+    rows = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    log = [r for r in rows if "energy_gap" in r][-50:]  # with `gen_every`, only some steps have the term
+    gap = np.mean([r["energy_gap"] for r in log]) if log else float("nan")
+    e_data = np.mean([r["energy_data"] for r in log]) if log else float("nan")
     cells = [f"{metrics[k]:.3f}" if k in metrics else "–" for k in COLUMNS]
     classes = str(metrics.get("samples_classes_present", "–"))
     status = metrics["status"] + (f" at {metrics['diverged_at_step']}" if "diverged_at_step" in metrics else "")

@@ -175,6 +175,8 @@ class Trainer:
                 row.update(step=self.step, epoch=epoch, seconds=round(self.seconds, 3))
                 self._pending.append(row)
                 for key in ("loss", *(k for k in row if k.startswith("loss_")), *self.learner.progress):
+                    if key not in row:  # a term or number some steps leave out (e.g. `gen_every`)
+                        continue
                     recent.setdefault(key.removeprefix("loss_"), deque(maxlen=100)).append(row[key])
                 bar.update(1)
                 bar.set_postfix({key: f"{np.mean(values):.3f}" for key, values in recent.items()}, refresh=False)

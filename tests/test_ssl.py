@@ -156,6 +156,18 @@ def test_same_seed_same_result():
     assert once() == once()
 
 
+def test_gen_every_samples_and_adds_the_generative_term_on_every_kth_step_only():
+    net = build_network("mlp_2d", 2)
+    objective = make_objective("gedi", {"gen_every": 3}, net, _context(0, "points"))
+    drawn = []
+    sample = objective.sampler.sample
+    objective.sampler.sample = lambda *args: drawn.append(1) or sample(*args)
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    with_gen = ["gen" in objective.loss_terms(x, step)[0] for step in range(7)]
+    assert with_gen == [True, False, False, True, False, False, True]
+    assert len(drawn) == 3  # the sampler runs only on the steps with the term
+
+
 def test_misspelt_or_mistyped_method_args_are_clear_errors():
     from nesy_gedi.errors import UserError
 

@@ -8,7 +8,7 @@ settings of a switched-off term are unused.
 from __future__ import annotations
 
 import torch
-from pydantic import Field, NonNegativeFloat, PositiveFloat
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from nesy_gedi.ssl.objectives.base import Objective, ObjectiveArgs, SSLContext, assignment_stats
 from nesy_gedi.ssl.sgld import SGLDSampler
@@ -31,6 +31,11 @@ class GediArgs(ObjectiveArgs):
         0.01, description="weight of Du & Mordatch's L2 penalty on energies (0 = off; without it the gap runs away)"
     )
     max_energy_gap: PositiveFloat = Field(1e4, description="stop the run when |E(samples) - E(data)| exceeds this")
+    gen_every: PositiveInt = Field(
+        1,
+        description="the generative term (and its SGLD sampling, most of a step's cost) on every k-th step only; "
+        "the steps between train the invariance and prior terms alone",
+    )
 
     w_inv: NonNegativeFloat = Field(1.0, description="weight of the invariance term")
     symmetric: bool = Field(False, description="average both directions of the view cross-entropy")
@@ -49,12 +54,13 @@ class Gedi(Objective):
 
     def loss_terms(self, x: torch.Tensor, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         args, gen = self.args, self.context.generator
+        generative = self.generative and step % args.gen_every == 0
         inputs: dict[str, torch.Tensor] = {}
         if "inv" in self.terms or "prior" in self.terms:
             inputs["a"] = self.context.views(x)
         if "inv" in self.terms:
             inputs["b"] = self.context.views(x)
-        if self.generative:
+        if generative:
             inputs["data"] = x + args.data_noise * torch.randn(x.shape, generator=gen, device=x.device)
             inputs["samples"] = self.sampler.sample(
                 self.cluster_net, self.network, self.context.sgld.negatives or len(x)
@@ -66,7 +72,7 @@ class Gedi(Objective):
 
         terms: dict[str, torch.Tensor] = {}
         info: dict[str, float] = {}
-        if self.generative:
+        if generative:
             terms["gen"] = args.w_gen * generative_loss(logits["data"], logits["samples"])
             if args.energy_l2 > 0:
                 terms["energy_l2"] = args.energy_l2 * energy_penalty(logits["data"], logits["samples"])
