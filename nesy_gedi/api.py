@@ -21,7 +21,7 @@ from typing import Any
 from nesy_gedi.config import PretrainConfig, TaskConfig, yaml_text
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
-from nesy_gedi.pipeline import pretrain_networks
+from nesy_gedi.pipeline import Pretrainings
 from nesy_gedi.pretrain import pretrain
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import CONFIG, RunDir
@@ -69,8 +69,8 @@ class Task:
         try:
             if self.is_pretraining:
                 return pretrain(self.config, run, command, resume=resuming)
-            starts, record = pretrain_networks(self.config, cache_folder(self.config.data.cache))
-            return run_task(self.config, run, command, resuming, starts, record)
+            pretrainings = Pretrainings(self.config, cache_folder(self.config.data.cache))
+            return run_task(self.config, run, command, resuming, pretrainings)
         except UserError:
             if not resuming:
                 run.discard_if_unstarted()

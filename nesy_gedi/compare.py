@@ -146,8 +146,27 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows])
 
 
+def _naming_cells(runs: list[dict]) -> list[str]:
+    """A method's named runs: the share of training queries their namings explain (median and lowest), the
+    namings too impure to trust, and the pretrainings tried per run."""
+    named = [r for r in runs if "naming_explained" in r]
+    if not named:
+        return ["–", "–", "–"]
+    explained = [r["naming_explained"] for r in named]
+    impure = sum(not r.get("naming_check_details", {}).get("passed", True) for r in named)
+    attempts = [r.get("pretraining_attempts", 1) for r in named]
+    return [
+        f"{np.median(explained):.1%} (min {min(explained):.1%})",
+        f"{impure}/{len(named)}",
+        f"{min(attempts)}–{max(attempts)}" if min(attempts) != max(attempts) else str(attempts[0]),
+    ]
+
+
 def _runs_table(grouped: dict[str, list[dict]]) -> str:
     header = ["method", "finished", "diverged", "failed to run", *CLASSES, "shortcut rate", "s per run"]
+    naming = any("naming_explained" in r for runs in grouped.values() for r in runs)
+    if naming:
+        header += ["naming explains", "too impure to trust", "pretrainings per run"]
     rows = []
     for method, runs in grouped.items():
         done = [r for r in runs if r.get("status") == "finished"]
@@ -161,6 +180,7 @@ def _runs_table(grouped: dict[str, list[dict]]) -> str:
             *(str(classes.count(c)) for c in CLASSES),
             f"{classes.count('shortcut') / len(done):.2f}" if done else "–",
             f"{np.median(seconds):.0f}" if seconds else "–",
+            *(_naming_cells(done) if naming else []),
         ]
         rows.append(cells)
     return _markdown(header, rows)
@@ -215,6 +235,9 @@ def _csv(jobs: list[Job], results: list[dict]) -> str:
         "status",
         "grounding",
         *columns,
+        "naming_explained",
+        "naming_check",
+        "pretraining_attempts",
         "train_steps",
         "train_seconds",
         "compile_seconds",
@@ -236,7 +259,11 @@ def _program_report(grouped: dict[str, list[dict]], results: list[dict]) -> list
         "with labels* when labelled images chose its naming, `naming_labels`: never counted as unsupervised), "
         "else a *shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
         "finished runs. *s per run*: median training + evaluation seconds, with the seconds of the run's "
-        "own pretraining (`networks.<name>.pretrain`; `method[objective]` names it) included.",
+        "own pretraining (`networks.<name>.pretrain`; `method[objective]` names it) included. Runs whose "
+        "pretrained clusters were named: *naming explains*, the share of training queries the program answers "
+        "under the naming (median, lowest); *too impure to trust*, runs whose naming stayed below "
+        "`naming_threshold` after every pretraining attempt (their class may be a shortcut the clusters made: "
+        "each run's `naming_check` says); *pretrainings per run*, attempts tried (`pretrain.attempts`).",
         "",
         _runs_table(grouped),
         "",

@@ -54,6 +54,12 @@ class PretrainSpec(_Strict):
         description="overrides of the pretraining task, dotted keys, e.g. `train.iterations: 1000`",
     )
 
+    attempts: PositiveInt = Field(
+        3,
+        description="pretrainings tried at most (the run's seed, then seeds derived from it) while the naming of "
+        "their clusters falls below the networks' `naming_threshold`; the one whose naming explains most is kept",
+    )
+
     def overrides(self) -> dict[str, str]:
         """What this spec changes in its pretraining task (its `set`, then its objective), as `--set` texts:
         the task check and the pipeline load the same pretraining."""
@@ -96,6 +102,15 @@ class NetworkSpec(_Strict):
         description="k labelled training images per domain value, used only to choose among the namings the "
         "program cannot tell apart (within 1 % of the best); 0: no labels. A run grounded so is classed "
         "`grounded with labels`",
+    )
+    naming_threshold: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="named clusters are trusted when (explained / ceiling)^(1/k) reaches this: explained, the "
+        "training queries the program answers under the naming; ceiling, the share labels allow; k, the images "
+        "a query gives the named networks (docs/methods.md). Below it the pipeline pretrains again (`pretrain."
+        "attempts`) and a run that stays below says so",
     )
     classes: list[str] | None = Field(
         None,
@@ -177,14 +192,16 @@ class TrainSpec(_Strict):
         description="torch CPU threads; unset: chosen while training, the cores other processes leave free, "
         "one when a second thread does not make a step faster (docs/commands.md)",
     )
+    restarts: PositiveInt = Field(
+        1,
+        description="starts (initialisation, batch order and sampling drawn from seeds derived from the run's) "
+        "tried for `restart_steps` steps each; the one with the lowest training loss is trained to the end",
+    )
+    restart_steps: PositiveInt = Field(500, description="steps each start gets before the choice")
 
 
 class PretrainTrainSpec(TrainSpec):
     batch_size: PositiveInt = Field(256, description="inputs per step")
-    restarts: PositiveInt = Field(
-        1, description="starts tried for `restart_steps` steps each; the lowest-loss one is trained to the end"
-    )
-    restart_steps: PositiveInt = Field(500, description="steps each start gets before the choice")
 
 
 class EvalSpec(_Strict):

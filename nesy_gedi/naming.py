@@ -69,6 +69,10 @@ class Naming:
     lack a value); empty: unsupervised"""
     label_agreement: float | None
     """share of the labelled images the chosen naming reads as their label (None: no labels)"""
+    expected_ceiling: float
+    """share of the training queries whose label the program's most probable answer can be, under the chosen
+    naming's reading: 1 unless the labels are drawn from the program's own distribution, where it is the mean
+    probability of the most probable answer (no concept label needed)"""
 
     def summary(self) -> dict:
         def plain(perms: Permutations) -> dict:
@@ -80,6 +84,7 @@ class Naming:
             "search": self.search,
             "labelled_images": self.labels,
             "label_agreement": self.label_agreement,
+            "expected_ceiling": self.expected_ceiling,
             "rivals": [
                 {"permutations": plain(p), "explained": e, "bijective_shortcut": b, "label_agreement": a}
                 for p, e, b, a in self.rivals
@@ -245,12 +250,14 @@ def name_clusters(
     seed: int,
     labels: dict[str, int] | None = None,
     restarts: int = 20,
+    sampled: bool = False,
 ) -> Naming:
     """Find the naming of the clusters of the networks in `heads` under which the program, reading each
     training image as the output its predicate makes most probable, answers the most training queries (the
     other networks are read as they are); apply it to the rows of those networks' last layers. For a
     restricted task the best naming followed by each bijective shortcut is scored too. `labels`: per network,
-    k labelled images per domain value that choose among the namings within RIVAL_MARGIN of the best."""
+    k labelled images per domain value that choose among the namings within RIVAL_MARGIN of the best.
+    `sampled`: the labels are drawn from the program's distribution (their expected ceiling is computed)."""
     names = sorted(predicates)
     readers = template.readers
     clusters = {}
@@ -316,7 +323,25 @@ def name_clusters(
             head.weight.copy_(head.weight[order])
             head.bias.copy_(head.bias[order])
     used = {n: len(concepts) for n, (_, concepts) in labelled.items()}
-    return Naming(chosen, found[pick] / len(train_set), rivals, search, used, agreement(pick))
+    ceiling = _expected_ceiling(counts, names, {**_identity(sizes), **chosen}, template) if sampled else 1.0
+    return Naming(chosen, found[pick] / len(train_set), rivals, search, used, agreement(pick), ceiling)
+
+
+def _expected_ceiling(counts: Counter, names: list[str], perm: Permutations, template: QueryTemplate) -> float:
+    """Mean over the training queries of the probability of the program's most probable answer, each query
+    read through `perm`: the share of labels drawn from the program's distribution that any naming can
+    explain."""
+    if not template.program.probabilistic:
+        return 1.0
+    best: dict[tuple, float] = {}
+    total = 0.0
+    for (clusters, _), count in counts.items():
+        if clusters not in best:
+            predicted = {n: [perm[n][k] for k in ks] for n, ks in zip(names, clusters, strict=True)}
+            found = template.distribution(predicted[names[0]], predicted)
+            best[clusters] = max(found.values()) / sum(found.values())
+        total += best[clusters] * count
+    return total / sum(counts.values())
 
 
 def describe(naming: Naming) -> str:

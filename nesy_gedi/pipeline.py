@@ -6,6 +6,9 @@ architecture, clusters = the network's domain size, every setting but the device
 takes from the run) and the code's version (a hash of the package's source) name its folder. Every task
 and method asking for the same one reuses it; an interrupted one resumes; processes asking at once take
 turns through a file lock, so it is trained once.
+
+When the program cannot name a pretraining's clusters well enough (naming_check.py), the run asks for
+another attempt: the same pretraining from a seed derived from the run's (`Pretrainings`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
 from nesy_gedi.errors import UserError
 from nesy_gedi.pretrain import pretrain
 from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
+from nesy_gedi.runner import start_seeds
 from nesy_gedi.task import load_task, task_logic
 
 PACKAGE = Path(__file__).resolve().parent
@@ -32,15 +36,17 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def pretraining_config(config: TaskConfig, network: str, clusters: int) -> PretrainConfig:
-    """The network's pretraining task with the run's seed, the network's architecture and domain size, run
-    where and how the run is (its device and torch threads, unless the pretraining's `set` says)."""
+def pretraining_config(config: TaskConfig, network: str, clusters: int, seed: int | None = None) -> PretrainConfig:
+    """The network's pretraining task with the run's seed (or `seed`: a later attempt's), the network's
+    architecture and domain size, run where and how the run is (its device and torch threads, unless the
+    pretraining's `set` says)."""
     spec = config.networks[network]
     sets = {"device": config.device}
     if config.train.threads is not None:
         sets["train.threads"] = str(config.train.threads)
     sets.update(spec.pretrain.overrides())
-    sets.update({"seed": str(config.seed), "network.arch": spec.arch, "network.clusters": str(clusters)})
+    seed = config.seed if seed is None else seed
+    sets.update({"seed": str(seed), "network.arch": spec.arch, "network.clusters": str(clusters)})
     return load_task(spec.pretrain.task, sets, PretrainConfig)
 
 
@@ -61,27 +67,38 @@ def cached_pretraining(config: PretrainConfig, cache: Path) -> tuple[Path, dict,
         return folder, pretrain(config, RunDir(folder), command, resume), False
 
 
-def pretrain_networks(config: TaskConfig, cache: Path) -> tuple[dict[str, Path], dict]:
-    """Pretrain every network with `pretrain:` (or reuse its cached run): their folders, and what a run's
-    metrics record of them (objective, folder, training seconds, reused)."""
-    wanted = [name for name, spec in config.networks.items() if spec.pretrain is not None]
-    if not wanted:
-        return {}, {}
-    sizes = task_logic(config)[2]
-    folders, record = {}, {}
-    for name in wanted:
-        pre = pretraining_config(config, name, sizes[name])
-        folder, metrics, reused = cached_pretraining(pre, cache)
-        if metrics.get("status") != "finished":
-            why = metrics.get("divergence", metrics.get("status"))
-            raise UserError(f"networks.{name}.pretrain: the pretraining stopped ({why}); its run folder: {folder}")
-        folders[name] = folder
-        record[name] = {
-            "method": pre.method,
-            "folder": str(folder),
-            "seed": pre.seed,
-            "train_seconds": metrics["train_seconds"],
-            "reused": reused,
-            **{k: metrics[k] for k in ("nmi", "cluster_accuracy") if k in metrics},
-        }
-    return folders, record
+class Pretrainings:
+    """A run's pretrainings, attempt by attempt: attempt 0 pretrains every network with `pretrain:` with the
+    run's seed, attempt i with the i-th seed derived from it (as `train.restarts` derives its starts), up to
+    the smallest `pretrain.attempts` of those networks. Each is cached like any pretraining, so a rerun or a
+    resumed run replays the same attempts without training them again."""
+
+    def __init__(self, config: TaskConfig, cache: Path) -> None:
+        self.config, self.cache = config, cache
+        self.wanted = [name for name, spec in config.networks.items() if spec.pretrain is not None]
+        self.sizes = task_logic(config)[2] if self.wanted else {}
+        budget = min((config.networks[n].pretrain.attempts for n in self.wanted), default=0)
+        self.seeds = start_seeds(config.seed, budget)
+
+    def attempt(self, i: int) -> tuple[dict[str, Path], dict] | None:
+        """Attempt i's pretraining folders and what a run's metrics record of them (objective, folder, seed,
+        training seconds, reused, cluster scores); None past the budget or for a run without `pretrain:`."""
+        if i >= len(self.seeds):
+            return None
+        folders, record = {}, {}
+        for name in self.wanted:
+            pre = pretraining_config(self.config, name, self.sizes[name], self.seeds[i])
+            folder, metrics, reused = cached_pretraining(pre, self.cache)
+            if metrics.get("status") != "finished":
+                why = metrics.get("divergence", metrics.get("status"))
+                raise UserError(f"networks.{name}.pretrain: the pretraining stopped ({why}); its run folder: {folder}")
+            folders[name] = folder
+            record[name] = {
+                "method": pre.method,
+                "folder": str(folder),
+                "seed": pre.seed,
+                "train_seconds": metrics["train_seconds"],
+                "reused": reused,
+                **{k: metrics[k] for k in ("nmi", "cluster_accuracy") if k in metrics},
+            }
+        return folders, record

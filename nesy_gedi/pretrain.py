@@ -3,9 +3,7 @@ clusters, OOD scores, picture -> report. The run's checkpoint is what a program 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,21 +20,15 @@ from nesy_gedi.learners import PretrainLearner
 from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
 from nesy_gedi.networks import build_network
 from nesy_gedi.report import PRETRAIN_REPORT, plot_regions, plot_samples
-from nesy_gedi.rundir import CHECKPOINT, LOG, RunDir
-from nesy_gedi.runner import resume_or_start, start_run, train_and_report
+from nesy_gedi.rundir import RunDir
+from nesy_gedi.runner import start_run, started_trainer, train_and_report
 from nesy_gedi.sample_quality import judge_arch, sample_quality, train_judge
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
-from nesy_gedi.threads import ThreadGovernor
-from nesy_gedi.train import Diverged, Trainer, seed_everything
+from nesy_gedi.train import Trainer, seed_everything
 
 log = logging.getLogger(__name__)
-
-RESTARTS = "restarts.json"
-"""the starts tried (`train.restarts`) and the one continued"""
-RESTART_WINDOW = 50
-"""steps at the end of a start's trial whose mean loss ranks it"""
 
 
 @dataclass(frozen=True)
@@ -154,80 +146,17 @@ def build_objective(config: PretrainConfig, data: Unlabelled, device: torch.devi
     return make_objective(config.method, config.method_args, network, context)
 
 
-def start_seeds(config: PretrainConfig) -> list[int]:
-    """The run's own seed first, so that `restarts: 1` is the plain run; the others derived from it."""
-    derived = (np.random.SeedSequence([config.seed, i]).generate_state(1)[0] for i in range(1, config.train.restarts))
-    return [config.seed, *map(int, derived)]
-
-
-def choose_start(
-    config: PretrainConfig,
-    data: Unlabelled,
-    device: torch.device,
-    run: RunDir,
-    resume: bool,
-    governor: ThreadGovernor | None = None,
-) -> dict:
-    """Train each start seed's first `restart_steps` steps (in `restarts/<i>/`) and continue the one whose
-    loss over its last RESTART_WINDOW steps is lowest: a choice by the objective alone, never by labels,
-    as IIC keeps its lowest-loss head. A run can settle in a poor optimum early; its loss is then often,
-    not always, already higher (on ten seeds, two of three poor runs avoided; docs/results.md). The
-    chosen start's checkpoint and log become the run's, so the run is exactly that seed's run from there
-    on."""
-    trials = []
-    folders = [RunDir(run / "restarts" / str(i)) for i in range(config.train.restarts)]
-    for i, (seed, folder) in enumerate(zip(start_seeds(config), folders, strict=True)):
-        trainer = Trainer(
-            PretrainLearner(build_objective(config, data, device, seed), data.train),
-            len(data.train),
-            config.train,
-            seed,
-            folder,
-            governor,
-        )
-        if resume and folder.has(CHECKPOINT):
-            trainer.restore()
-        elif folder.has(LOG):
-            (folder / LOG).unlink()
-        log.info("start %d of %d (seed %d)", i + 1, config.train.restarts, seed)
-        try:
-            trainer.train(until=config.train.restart_steps)
-            losses = [row["loss"] for row in folder.read_log()][-RESTART_WINDOW:]
-            trials.append({"seed": seed, "loss": float(np.mean(losses)), "seconds": trainer.seconds})
-        except Diverged as exc:
-            trials.append({"seed": seed, "loss": None, "divergence": exc.reason, "seconds": trainer.seconds})
-    finished = [i for i, trial in enumerate(trials) if trial["loss"] is not None]
-    chosen = min(finished, key=lambda i: trials[i]["loss"]) if finished else 0
-    restarts = {"starts": trials, "chosen": chosen, "chosen_seed": trials[chosen]["seed"]}
-    losses = ", ".join(f"{t['loss']:.4f}" if t["loss"] is not None else "diverged" for t in trials)
-    log.info("starts' loss over their last steps: %s; continuing start %d", losses, chosen + 1)
-    run.write_json(RESTARTS, restarts)
-    run.write_text(LOG, (folders[chosen] / LOG).read_text())
-    os.replace(folders[chosen] / CHECKPOINT, run / CHECKPOINT)
-    for folder in folders:
-        (folder / CHECKPOINT).unlink(missing_ok=True)  # the buffer makes them large
-    return restarts
-
-
 def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = False) -> dict:
     """Pretrain in `run` and score the clusters; the metrics (`"status": "diverged"` if it was stopped)."""
     device, cache, governor = start_run(config, run)
     data = load_unlabelled(config, cache, device)
 
-    if resume and run.has(CHECKPOINT):
-        restarts = json.loads((run / RESTARTS).read_text()) if run.has(RESTARTS) else None
-    elif config.train.restarts > 1:
-        restarts = choose_start(config, data, device, run, resume, governor)
-    else:
-        restarts = None
-    seed = restarts["chosen_seed"] if restarts else config.seed
-    objective = build_objective(config, data, device, seed)
-    trainer = Trainer(PretrainLearner(objective, data.train), len(data.train), config.train, seed, run, governor)
-    if restarts and not resume:
-        trainer.restore()
-        log.info("continuing the chosen start from step %d of %d", trainer.step, trainer.total_steps)
-    else:
-        resume_or_start(trainer, resume)
+    def make_trainer(seed: int, folder: RunDir) -> Trainer:
+        learner = PretrainLearner(build_objective(config, data, device, seed), data.train)
+        return Trainer(learner, len(data.train), config.train, seed, folder, governor)
+
+    trainer, restarts, discarded = started_trainer(config.train, config.seed, make_trainer, run, resume)
+    objective = trainer.learner.objective
 
     header: dict = {
         "task": config.name,
@@ -238,10 +167,8 @@ def pretrain(config: PretrainConfig, run: RunDir, command: str, resume: bool = F
         "train_inputs": len(data.train),
         "test_inputs": len(data.test),
     }
-    discarded = 0.0  # seconds spent on starts that were not continued
     if restarts:
         header["restarts"] = restarts
-        discarded = sum(start["seconds"] for i, start in enumerate(restarts["starts"]) if i != restarts["chosen"])
 
     def scores() -> tuple[dict, list[str]]:
         export_network(run, PRETRAINED, objective.network, config.network.arch, config.network.clusters)

@@ -22,6 +22,9 @@ SUMMARY_KEYS = (
     "concept_accuracy",
     "nmi",
     "grounding",
+    "naming_explained",
+    "naming_check",
+    "pretraining_attempts",
     "ood_task_accuracy",
     "ood_concept_accuracy",
     "train_steps",
@@ -50,9 +53,13 @@ QUERY_NOTES = (
     "index = true concept (no relabelling). `nmi`: normalised mutual information of those predictions and the "
     "true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at; `grounded with labels` when "
     "labelled images chose the naming, `naming_labels`), shortcut (else Acc(Y) at least eval.task_at), "
-    "failed. `ood_*`: the same on the out-of-distribution queries. `metrics.json` has every "
-    "concept metric per split and network under `id` / `ood`. `compile_seconds` (compiled engines): grounding "
-    "and compiling the circuits in use, part of `train_seconds` unless read from the disk cache. "
+    "failed. `naming_explained`: share of the training queries the program answers under the naming of "
+    "pretrained clusters; `naming_check`: whether that share, against what the labels allow and per image, "
+    "reaches `networks.<name>.naming_threshold` (if not, the naming is not to be trusted); "
+    "`pretraining_attempts`: pretrainings tried for it (`pretrain.attempts`). `ood_*`: the same on the "
+    "out-of-distribution queries. `metrics.json` has every concept metric per split and network under `id` / "
+    "`ood`. `compile_seconds` (compiled engines): grounding and compiling the circuits in use, part of "
+    "`train_seconds` unless read from the disk cache. "
     "`peak_memory_mb`: the run's peak resident memory.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
     "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",
@@ -105,6 +112,16 @@ def summary_table(metrics: dict, keys: tuple[str, ...] = SUMMARY_KEYS) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def warnings(metrics: dict) -> list[str]:
+    """What the reader must see before any number: a naming that was not to be trusted."""
+    if metrics.get("naming_check_details", {}).get("passed", True):
+        return []
+    return [
+        f"**Warning: the pretrained clusters were too impure to trust their naming.** {metrics['naming_check']}",
+        "",
+    ]
+
+
 def write_report(
     run: RunDir,
     task: str,
@@ -119,6 +136,7 @@ def write_report(
         "",
         f"Run folder: `{run.path}`; command: `{metrics.get('command', '')}`",
         "",
+        *warnings(metrics),
         "| metric | value |",
         "|---|---|",
         *(f"| {key} | {_fmt(metrics[key])} |" for key in keys if key in metrics),

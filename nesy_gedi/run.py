@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import torch
 
 from nesy_gedi.checkpoint import export_network
 from nesy_gedi.config import TaskConfig
-from nesy_gedi.data.queries import QuerySet
-from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.metrics import classify, split_metrics
 from nesy_gedi.naming import describe
+from nesy_gedi.naming_check import NamingCheck, check_naming, label_ceiling, unchecked_reason
 from nesy_gedi.report import QUERY_REPORT, plot_confusion, plot_samples
 from nesy_gedi.rundir import RunDir
-from nesy_gedi.runner import resume_or_start, start_run, train_and_report
-from nesy_gedi.task import Assembled, assemble, domain_sizes
+from nesy_gedi.runner import start_run, started_trainer, train_and_report
+from nesy_gedi.task import (
+    Assembled,
+    TaskData,
+    domain_sizes,
+    init_starts,
+    load_data,
+    named_networks,
+    start_networks,
+    with_engine,
+)
 from nesy_gedi.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -27,22 +40,72 @@ def _save_indices(path: str, **arrays: np.ndarray) -> None:
         np.savez(f, **arrays)
 
 
-def record_of_pretraining(record: dict | None) -> dict:
-    """The networks' pretraining runs and their training seconds: part of the method's cost."""
-    if not record:
-        return {}
-    return {"pretraining": record, "pretrain_seconds": sum(r["train_seconds"] for r in record.values())}
+class PretrainingSource(Protocol):
+    """Where a pipeline's pretraining runs come from, attempt by attempt (pipeline.Pretrainings)."""
+
+    def attempt(self, i: int) -> tuple[dict[str, Path], dict] | None: ...
 
 
-def label_ceiling(template: QueryTemplate, queries: QuerySet) -> float:
-    """Share of the queries whose label is the program's most probable answer on the images' true concepts:
-    the Acc(Y) a model with perfect concepts would reach on labels sampled from the program or read from
-    files."""
-    right = [
-        str(template.prediction(row.tolist())) == str(label)
-        for row, label in zip(queries.concepts, queries.labels, strict=True)
-    ]
-    return float(np.mean(right))
+@dataclass(frozen=True)
+class Starts:
+    """The pretraining runs a task's networks start from, and how they were chosen."""
+
+    folders: dict[str, Path]
+    record: dict
+    """what the metrics keep of the chosen attempt's pretrainings (empty: none)"""
+    attempts: list[dict]
+    """every attempt: its pretrainings and its naming check"""
+    check: NamingCheck | None
+    unchecked: str | None
+    """why the naming was not checked (a network the query reads is not named)"""
+
+    def metrics(self) -> dict:
+        """What `metrics.json` records: the chosen pretrainings with the seconds of every attempt (all part
+        of the method's cost), the attempts, and the naming check as one plain line."""
+        found: dict = {}
+        if self.record:
+            spent = self.attempts or [{"pretraining": self.record}]
+            seconds = sum(r["train_seconds"] for a in spent for r in a["pretraining"].values())
+            found.update(pretraining=self.record, pretrain_seconds=seconds)
+        if self.attempts:
+            found.update(pretraining_attempts=len(self.attempts), pretraining_attempt_details=self.attempts)
+        if self.check is not None:
+            found.update(naming_check=self.check.verdict(), naming_check_details=self.check.summary())
+        elif self.unchecked is not None:
+            found["naming_check"] = self.unchecked
+        return found
+
+
+def choose_starts(
+    config: TaskConfig, data: TaskData, device: torch.device, pretrainings: PretrainingSource | None
+) -> Starts:
+    """The `init:` runs and the pipeline's pretrainings (`pretrain:`), attempt after attempt until the program
+    names the clusters well enough to trust (naming_check.py) or the attempts run out; the attempt whose
+    naming explains most is kept."""
+    fixed, attempts, best = init_starts(config), [], None
+    for i in itertools.count():
+        found = pretrainings.attempt(i) if pretrainings is not None else ({}, {}) if i == 0 else None
+        if found is None:
+            break
+        folders, record = found
+        starts = fixed | folders
+        named = named_networks(config, starts)
+        if not named:
+            return Starts(starts, record, [], None, None)
+        reason = unchecked_reason(data.template, set(named))
+        if reason is not None:
+            return Starts(starts, record, [], None, reason)
+        naming = start_networks(config, data, device, starts, config.seed).naming
+        thresholds = {name: config.networks[name].naming_threshold for name in named}
+        check = check_naming(naming, data.template, data.train_set, config.data.labels, thresholds)
+        attempts.append({"attempt": i + 1, "pretraining": record, **check.summary()})
+        log.info("naming of attempt %d: %s", i + 1, check.verdict())
+        if best is None or check.per_image > best.check.per_image:
+            best = Starts(starts, record, attempts, check, None)
+        if check.passed:
+            break
+    assert best is not None
+    return replace(best, attempts=attempts)
 
 
 def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, list[str]]:
@@ -99,21 +162,27 @@ def run_task(
     run: RunDir,
     command: str,
     resume: bool = False,
-    starts: dict[str, Path] | None = None,
-    record: dict | None = None,
+    pretrainings: PretrainingSource | None = None,
 ) -> dict:
     """Train and evaluate a program task in `run`; its metrics (`"status": "diverged"` if it was stopped).
-    `starts`: networks to start from these pretraining runs; `record`: what the metrics keep of them."""
+    `pretrainings`: the pipeline's pretraining runs for networks with `pretrain:`."""
     device, cache, governor = start_run(config, run)
-    task = assemble(config, device, cache, starts)
+    data = load_data(config, device, cache)
     run.write_atomic(
         "queries.npz",
-        lambda tmp: _save_indices(tmp, train=task.train_set.indices, **{k: v.indices for k, v in task.splits.items()}),
+        lambda tmp: _save_indices(tmp, train=data.train_set.indices, **{k: v.indices for k, v in data.splits.items()}),
     )
+    starts = choose_starts(config, data, device, pretrainings)
+    made: dict[str, Assembled] = {}
+
+    def make_trainer(seed: int, folder: RunDir) -> Trainer:
+        made["task"] = with_engine(config, data, start_networks(config, data, device, starts.folders, seed), cache)
+        return Trainer(made["task"].learner, len(data.train_set), config.train, seed, folder, governor)
+
+    trainer, restarts, discarded = started_trainer(config.train, config.seed, make_trainer, run, resume)
+    task = made["task"]  # the run's own: made last
     if task.naming:
         log.info(describe(task.naming))
-    trainer = Trainer(task.learner, len(task.train_set), config.train, config.seed, run, governor)
-    resume_or_start(trainer, resume)
     header = {
         "task": config.name,
         "method": config.method,
@@ -122,7 +191,9 @@ def run_task(
         "data_source": task.images.description,
         "train_queries": len(task.train_set),
         **{f"{name}_queries": len(queries) for name, queries in task.splits.items()},
-        **({"naming": task.naming.summary()} if task.naming else {}),
-        **record_of_pretraining(record),
+        **({"naming": task.naming.summary(), "naming_explained": task.naming.explained} if task.naming else {}),
+        **starts.metrics(),
+        **({"restarts": restarts} if restarts else {}),
     }
-    return train_and_report(config, run, trainer, header, lambda: evaluate(config, task, run), QUERY_REPORT)
+    evaluation = partial(evaluate, config, task, run)
+    return train_and_report(config, run, trainer, header, evaluation, QUERY_REPORT, discarded)

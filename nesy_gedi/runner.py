@@ -4,20 +4,23 @@ run folder's config and versions, then train (or stop a diverging run), evaluate
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import resource
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.config import PretrainConfig, TaskConfig, TrainSpec, dump_config
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
 from nesy_gedi.report import write_report
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, VERSIONS, RunDir, versions
+from nesy_gedi.rundir import CHECKPOINT, CONFIG, LOG, METRICS, VERSIONS, RunDir, versions
 from nesy_gedi.threads import ThreadGovernor
 from nesy_gedi.train import Diverged, Trainer
 
@@ -56,6 +59,78 @@ def resume_or_start(trainer: Trainer, resume: bool) -> None:
         log.info("resuming from step %d of %d", trainer.step, trainer.total_steps)
     elif resume:
         log.info("no checkpoint in the run folder yet: starting from step 0")
+
+
+RESTARTS = "restarts.json"
+"""the starts tried (`train.restarts`) and the one continued"""
+RESTART_WINDOW = 50
+"""steps at the end of a start's trial whose mean loss ranks it"""
+
+MakeTrainer = Callable[[int, RunDir], Trainer]
+"""a trainer whose initialisation, batch order and sampling are drawn from this seed, writing to this folder"""
+
+
+def start_seeds(seed: int, restarts: int) -> list[int]:
+    """The run's own seed first, so that `restarts: 1` is the plain run; the others derived from it."""
+    derived = (np.random.SeedSequence([seed, i]).generate_state(1)[0] for i in range(1, restarts))
+    return [seed, *map(int, derived)]
+
+
+def choose_start(spec: TrainSpec, seed: int, make_trainer: MakeTrainer, run: RunDir, resume: bool) -> dict:
+    """Train each start seed's first `restart_steps` steps (in `restarts/<i>/`) and continue the one whose
+    loss over its last RESTART_WINDOW steps is lowest: a choice by the training loss alone, never by labels,
+    as IIC keeps its lowest-loss head. A run can settle in a poor optimum early; its loss is then often,
+    not always, already higher (docs/results.md). The chosen start's checkpoint and log become the run's,
+    so the run is exactly that seed's run from there on."""
+    trials = []
+    folders = [RunDir(run / "restarts" / str(i)) for i in range(spec.restarts)]
+    for i, (start, folder) in enumerate(zip(start_seeds(seed, spec.restarts), folders, strict=True)):
+        trainer = make_trainer(start, folder)
+        if resume and folder.has(CHECKPOINT):
+            trainer.restore()
+        elif folder.has(LOG):
+            (folder / LOG).unlink()
+        log.info("start %d of %d (seed %d)", i + 1, spec.restarts, start)
+        try:
+            trainer.train(until=spec.restart_steps)
+            losses = [row["loss"] for row in folder.read_log()][-RESTART_WINDOW:]
+            trials.append({"seed": start, "loss": float(np.mean(losses)), "seconds": trainer.seconds})
+        except Diverged as exc:
+            trials.append({"seed": start, "loss": None, "divergence": exc.reason, "seconds": trainer.seconds})
+    finished = [i for i, trial in enumerate(trials) if trial["loss"] is not None]
+    chosen = min(finished, key=lambda i: trials[i]["loss"]) if finished else 0
+    restarts = {"starts": trials, "chosen": chosen, "chosen_seed": trials[chosen]["seed"]}
+    losses = ", ".join(f"{t['loss']:.4f}" if t["loss"] is not None else "diverged" for t in trials)
+    log.info("starts' loss over their last steps: %s; continuing start %d", losses, chosen + 1)
+    run.write_json(RESTARTS, restarts)
+    run.write_text(LOG, (folders[chosen] / LOG).read_text())
+    os.replace(folders[chosen] / CHECKPOINT, run / CHECKPOINT)
+    for folder in folders:
+        (folder / CHECKPOINT).unlink(missing_ok=True)  # large (networks, optimisers, a sampler's buffer)
+    return restarts
+
+
+def started_trainer(
+    spec: TrainSpec, seed: int, make_trainer: MakeTrainer, run: RunDir, resume: bool
+) -> tuple[Trainer, dict | None, float]:
+    """The run's trainer, at its first step or at its checkpoint when resuming; with `train.restarts`, the
+    chosen start's (trained to `restart_steps` first). Also what the metrics record of the starts and the
+    seconds spent on the ones not continued (part of the run's cost)."""
+    if resume and run.has(CHECKPOINT):
+        restarts = json.loads((run / RESTARTS).read_text()) if run.has(RESTARTS) else None
+    elif spec.restarts > 1:
+        restarts = choose_start(spec, seed, make_trainer, run, resume)
+    else:
+        restarts = None
+    trainer = make_trainer(restarts["chosen_seed"] if restarts else seed, run)
+    if restarts and not resume:
+        trainer.restore()
+        log.info("continuing the chosen start from step %d of %d", trainer.step, trainer.total_steps)
+    else:
+        resume_or_start(trainer, resume)
+    starts = restarts["starts"] if restarts else []
+    discarded = sum(start["seconds"] for i, start in enumerate(starts) if i != restarts["chosen"])
+    return trainer, restarts, float(discarded)
 
 
 def peak_memory_mb() -> float:

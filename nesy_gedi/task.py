@@ -278,17 +278,93 @@ def query_sets(config: TaskConfig, template: QueryTemplate, images: TaskImages) 
 
 
 def method_context(
-    config: TaskConfig, train_set: QuerySet, images: TaskImages, tensors: dict[str, torch.Tensor]
+    config: TaskConfig, train_set: QuerySet, images: TaskImages, tensors: dict[str, torch.Tensor], seed: int
 ) -> MethodContext:
     """Per network, the unlabelled pool (every training image it reads in the task's queries) and its input
-    domain (the box [-1, 1] of image pixels); the task's view and sampler settings; one RNG seeded by the task."""
+    domain (the box [-1, 1] of image pixels); the task's view and sampler settings; one RNG seeded by `seed`."""
     pools, domains = {}, {}
     for network, read in images.readers.items():
         pools[network] = train_set.images(tensors, read, unique=True)
         low = torch.full(pools[network].shape[1:], -1.0, device=pools[network].device)
         domains[network] = Domain(low, -low)
     device = next(iter(pools.values())).device
-    return MethodContext(pools, domains, config.augment, config.sgld, torch.Generator(device).manual_seed(config.seed))
+    return MethodContext(pools, domains, config.augment, config.sgld, torch.Generator(device).manual_seed(seed))
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """What the task's seed fixes before any network exists: the program, the queries and their images."""
+
+    program: Program
+    template: QueryTemplate
+    sizes: dict[str, int]
+    """each network's domain size"""
+    images: TaskImages
+    train_set: QuerySet
+    splits: dict[str, QuerySet]
+    """the evaluation query sets: `id` (test queries) and, for a restricted task, `ood`"""
+    tensors: dict[str, torch.Tensor]
+    """every split of every source, by tensor source name (`<source>_<split>`)"""
+
+
+def load_data(config: TaskConfig, device: torch.device, cache: Path) -> TaskData:
+    program, template, sizes = task_logic(config)
+    images = task_images(config, template, sizes, cache)
+    splits = query_sets(config, template, images)
+    train_set = splits.pop("train")
+    return TaskData(program, template, sizes, images, train_set, splits, images.tensors(device))
+
+
+@dataclass(frozen=True)
+class Started:
+    """Networks drawn from a seed or loaded from pretraining runs, the method around them, clusters named."""
+
+    method: Method
+    predicates: dict[str, torch.nn.Module]
+    """what each neural predicate reads (the method's view of the networks)"""
+    naming: Naming | None
+    """how the pretrained clusters were named (`networks.<name>.naming`), if any network was"""
+
+
+def named_networks(config: TaskConfig, starts: dict[str, Path]) -> list[str]:
+    """The networks whose clusters are named: started from a pretraining run, with `naming: true`."""
+    return [name for name, spec in config.networks.items() if name in starts and spec.naming]
+
+
+def start_networks(
+    config: TaskConfig, data: TaskData, device: torch.device, starts: dict[str, Path], seed: int
+) -> Started:
+    """Networks initialised from `seed` (networks in `starts` loaded from those pretraining runs), the
+    method with its RNG seeded by `seed`, and the pretrained clusters named (with the run's own seed)."""
+    seed_everything(seed)
+    networks = {}
+    for name, spec in config.networks.items():
+        shape = data.images.data[data.images.source_of[name]].shape
+        networks[name] = build_network(spec.arch, data.sizes[name], shape, name)
+        if name in starts:
+            load_pretrained(networks[name], str(starts[name]), f"networks.{name}.init")
+        networks[name].to(device)
+    context = method_context(config, data.train_set, data.images, data.tensors, seed)
+    method = make_method(config.method, config.method_args, networks, context)
+    predicates = method.predicate_networks()
+    heads = {name: head_of(networks[name], name) for name in named_networks(config, starts)}
+    naming = (
+        name_clusters(
+            predicates,
+            heads,
+            data.sizes,
+            data.template,
+            data.train_set,
+            config.data.combinations,
+            data.tensors,
+            config.seed,
+            {name: config.networks[name].naming_labels for name in heads},
+            sampled=config.data.labels == "sampled",
+        )
+        if heads
+        else None
+    )
+    return Started(method, predicates, naming)
 
 
 @dataclass(frozen=True)
@@ -312,58 +388,47 @@ class Assembled:
     """how the pretrained clusters were named (`networks.<name>.naming`), if any network was"""
 
 
-def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict[str, Path] | None = None) -> Assembled:
-    """Images, program, queries, networks (seeded; started from `init:` runs or the pretraining runs in
-    `starts`), method and engine of a task."""
-    starts = {name: Path(spec.init) for name, spec in config.networks.items() if spec.init} | (starts or {})
-    program, template, sizes = task_logic(config)
-    images = task_images(config, template, sizes, cache)
-    splits = query_sets(config, template, images)
-    train_set = splits.pop("train")
-    tensors = images.tensors(device)
-
-    seed_everything(config.seed)
-    networks = {}
-    for name, spec in config.networks.items():
-        networks[name] = build_network(spec.arch, sizes[name], images.data[images.source_of[name]].shape, name)
-        if name in starts:
-            load_pretrained(networks[name], str(starts[name]), f"networks.{name}.init")
-        networks[name].to(device)
-    context = method_context(config, train_set, images, tensors)
-    method = make_method(config.method, config.method_args, networks, context)
-    predicates = method.predicate_networks()
-    heads = {
-        name: head_of(networks[name], name) for name, spec in config.networks.items() if name in starts and spec.naming
-    }
-    naming = (
-        name_clusters(
-            predicates,
-            heads,
-            sizes,
-            template,
-            train_set,
-            config.data.combinations,
-            tensors,
-            config.seed,
-            {name: config.networks[name].naming_labels for name in heads},
-        )
-        if heads
-        else None
-    )
+def with_engine(config: TaskConfig, data: TaskData, started: Started, cache: Path) -> Assembled:
+    """The engine over the started networks, and the learner that trains them."""
     engine = make_engine(
         config.engine,
-        program,
-        predicates,
-        tensors,
+        data.program,
+        started.predicates,
+        data.tensors,
         config.train.param_lr,
         cache / "circuits",
         config.engine_circuits,
         config.engine_semiring,
         config.engine_chain,
-        template,
+        data.template,
     )
-    learner = QueryLearner(engine, method, template, train_set, tensors, images.readers)
-    return Assembled(program, template, images, train_set, splits, tensors, method, predicates, engine, learner, naming)
+    learner = QueryLearner(engine, started.method, data.template, data.train_set, data.tensors, data.images.readers)
+    return Assembled(
+        data.program,
+        data.template,
+        data.images,
+        data.train_set,
+        data.splits,
+        data.tensors,
+        started.method,
+        started.predicates,
+        engine,
+        learner,
+        started.naming,
+    )
+
+
+def init_starts(config: TaskConfig) -> dict[str, Path]:
+    """The networks started from the `init:` runs the task names."""
+    return {name: Path(spec.init) for name, spec in config.networks.items() if spec.init}
+
+
+def assemble(config: TaskConfig, device: torch.device, cache: Path, starts: dict[str, Path] | None = None) -> Assembled:
+    """Images, program, queries, networks (seeded by the task; started from `init:` runs or the pretraining
+    runs in `starts`), method and engine of a task."""
+    data = load_data(config, device, cache)
+    started = start_networks(config, data, device, init_starts(config) | (starts or {}), config.seed)
+    return with_engine(config, data, started, cache)
 
 
 def build_queries(config: TaskConfig) -> tuple[QueryTemplate, TaskImages, dict[str, QuerySet]]:

@@ -25,15 +25,21 @@ PRETRAIN = {
 RUN = {"data": {"train_size": 32, "test_size": 16}, "train": {"iterations": 2, "batch_size": 8}}
 
 
-def pipeline_task(task_file, **extra) -> object:
+def pipeline_task(task_file, threshold: float = 0.0, attempts: int = 3, **extra) -> object:
     """MNIST addition whose network is GEDI-pretrained first (a name unique to this test session, so the
-    cache holds no run of it yet)."""
+    cache holds no run of it yet). The tiny pretraining's clusters are weak: `threshold` 0 accepts them."""
     path = task_file()
     data = yaml.safe_load(path.read_text())
     sets = {**PRETRAIN, "name": f"pipeline-test-{uuid.uuid4().hex[:8]}", **extra}
     data["networks"]["mnist_net"] = {
         "arch": "mnist_lenet_bn",
-        "pretrain": {"task": str(ROOT / "tasks" / "gedi_mnist.yaml"), "method": "gedi-nogen", "set": sets},
+        "naming_threshold": threshold,
+        "pretrain": {
+            "task": str(ROOT / "tasks" / "gedi_mnist.yaml"),
+            "method": "gedi-nogen",
+            "set": sets,
+            "attempts": attempts,
+        },
     }
     data["method"] = "gedi-pretrained"
     path.write_text(yaml.safe_dump(data))

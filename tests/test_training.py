@@ -106,3 +106,46 @@ def test_both_engines_train_alike(tiny_run, tmp_path):
     ours = tiny_run[1]
     assert ours["concept_accuracy"] == pytest.approx(theirs["concept_accuracy"], abs=0.02)
     assert ours["task_accuracy"] == pytest.approx(theirs["task_accuracy"], abs=0.05)
+
+
+# three starts of 20 steps, the chosen one continued to 60 (every start's 20 losses rank it: the window is 50)
+RESTARTS = {**TINY, "train.iterations": "60", "train.restarts": "3", "train.restart_steps": "20"}
+
+
+def without_start_seconds(metrics: dict) -> dict:
+    starts = [{k: v for k, v in start.items() if k != "seconds"} for start in metrics["restarts"]["starts"]]
+    return {**comparable(metrics), "restarts": {**metrics["restarts"], "starts": starts}}
+
+
+@pytest.fixture(scope="module")
+def restarted_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("restarted")
+    return folder, run_task(load_task(ROOT / "tasks" / "mnist_add.yaml", RESTARTS), RunDir(folder), command="test")
+
+
+def test_restarts_of_a_program_task_continue_the_start_with_the_lowest_loss(restarted_run):
+    folder, metrics = restarted_run
+    starts, chosen = metrics["restarts"]["starts"], metrics["restarts"]["chosen"]
+    assert starts[0]["seed"] == 0 and len({start["seed"] for start in starts}) == 3
+    assert len({start["loss"] for start in starts}) == 3  # other initialisations and batch orders
+    for i, start in enumerate(starts):
+        rows = RunDir(folder / "restarts" / str(i)).read_log()
+        assert [row["step"] for row in rows] == list(range(1, 21))
+        assert start["loss"] == pytest.approx(sum(row["loss"] for row in rows) / 20)
+    assert starts[chosen]["loss"] == min(start["loss"] for start in starts)
+    log = RunDir(folder).read_log()
+    assert [row["step"] for row in log] == list(range(1, 61))
+    assert log[:20] == RunDir(folder / "restarts" / str(chosen)).read_log()
+    assert metrics["train_seconds"] >= sum(start["seconds"] for start in starts)  # discarded starts count
+    plain = load_task(ROOT / "tasks" / "mnist_add.yaml", TINY)
+    assert metrics["train_queries"] == plain.data.train_size  # the data is the run's seed's, whatever the start
+
+
+def test_restarts_of_a_program_task_are_reproducible_and_resume(restarted_run, tmp_path, monkeypatch):
+    config = load_task(ROOT / "tasks" / "mnist_add.yaml", RESTARTS)
+    again = run_task(config, RunDir(tmp_path / "again"), command="test")
+    assert without_start_seconds(again) == without_start_seconds(restarted_run[1])
+    resumed_folder = tmp_path / "resumed"
+    interrupt_training_at(monkeypatch, 10, lambda: run_task(config, RunDir(resumed_folder), command="test"))
+    resumed = run_task(load_task(resumed_folder / "config.yaml"), RunDir(resumed_folder), "test", resume=True)
+    assert without_start_seconds(resumed) == without_start_seconds(restarted_run[1])
