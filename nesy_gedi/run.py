@@ -18,7 +18,7 @@ from nesy_gedi.metrics import classify, split_metrics
 from nesy_gedi.naming import describe
 from nesy_gedi.naming_check import NamingCheck, check_naming, label_ceiling, unchecked_reason
 from nesy_gedi.report import QUERY_REPORT, plot_confusion, plot_samples
-from nesy_gedi.rundir import RunDir
+from nesy_gedi.rundir import QUERIES, RunDir
 from nesy_gedi.runner import start_run, started_trainer, train_and_report
 from nesy_gedi.task import (
     Assembled,
@@ -169,7 +169,7 @@ def run_task(
     device, cache, governor = start_run(config, run)
     data = load_data(config, device, cache)
     run.write_atomic(
-        "queries.npz",
+        QUERIES,
         lambda tmp: _save_indices(tmp, train=data.train_set.indices, **{k: v.indices for k, v in data.splits.items()}),
     )
     starts = choose_starts(config, data, device, pretrainings)

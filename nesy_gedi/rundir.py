@@ -18,6 +18,7 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 LOG = "train_log.jsonl"
 VERSIONS = "versions.json"
+QUERIES = "queries.npz"
 PACKAGES = (
     "nesy_gedi",
     "torch",
@@ -69,10 +70,10 @@ class RunDir:
         return (self.path / name).is_file()
 
     def discard_if_unstarted(self) -> None:
-        """Remove the folder if it holds only what every run writes first (its config and versions): a run
-        stopped by bad input before training leaves no empty folder behind, and nothing is lost."""
+        """Remove the folder if it holds only what every run writes first (its config, versions and queries):
+        a run stopped by bad input before training leaves no empty folder behind, and nothing is lost."""
         names = {p.name for p in self.path.iterdir()}
-        if names <= {CONFIG, VERSIONS}:
+        if names <= {CONFIG, VERSIONS, QUERIES}:
             for name in names:
                 (self.path / name).unlink()
             self.path.rmdir()
