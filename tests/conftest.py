@@ -57,3 +57,9 @@ def comparable(metrics: dict) -> dict:
     """Metrics without what varies between identical runs (times, memory, the command line)."""
     varying = ("command", "torch_threads", "peak_memory_mb")
     return {k: v for k, v in metrics.items() if not k.endswith("seconds") and k not in varying}
+
+
+def without_start_seconds(metrics: dict) -> dict:
+    """`comparable` metrics of a run with restarts: each start's seconds vary too."""
+    starts = [{k: v for k, v in start.items() if k != "seconds"} for start in metrics["restarts"]["starts"]]
+    return {**comparable(metrics), "restarts": {**metrics["restarts"], "starts": starts}}

@@ -18,7 +18,7 @@ from nesy_gedi.rundir import RunDir
 from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.task import load_task
 
-from .conftest import ROOT, comparable, interrupt_training_at
+from .conftest import ROOT, comparable, interrupt_training_at, without_start_seconds
 
 MOONS = ROOT / "tasks" / "gedi_moons.yaml"
 SHORT = {"train.iterations": "300", "sgld.steps": "5", "train.threads": "1"}  # fixed threads: bit-identical reruns
@@ -68,11 +68,6 @@ def test_interrupted_pretraining_resumes_to_the_same_result(moons_run, tmp_path,
 RESTARTS = {**SHORT, "train.iterations": "40", "train.restarts": "3", "train.restart_steps": "15"}
 
 
-def without_seconds(metrics: dict) -> dict:
-    starts = [{k: v for k, v in start.items() if k != "seconds"} for start in metrics["restarts"]["starts"]]
-    return {**comparable(metrics), "restarts": {**metrics["restarts"], "starts": starts}}
-
-
 @pytest.fixture(scope="module")
 def restarted_run(tmp_path_factory):
     return pretrained_moons(tmp_path_factory, RESTARTS)
@@ -101,7 +96,7 @@ def test_interrupted_restarts_resume_to_the_same_result(restarted_run, step, tmp
     config = load_task(MOONS, {**RESTARTS, "train.checkpoint_every": "5"}, PretrainConfig)
     interrupt_training_at(monkeypatch, step, lambda: pretrain(config, RunDir(tmp_path), "test"))
     resumed = pretrain(load_task(tmp_path / "config.yaml", kind=PretrainConfig), RunDir(tmp_path), "test", True)
-    assert without_seconds(resumed) == without_seconds(restarted_run[1])
+    assert without_start_seconds(resumed) == without_start_seconds(restarted_run[1])
 
 
 def test_runaway_energy_stops_the_run_and_keeps_the_checkpoint(tmp_path, capsys):

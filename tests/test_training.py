@@ -18,7 +18,7 @@ from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.task import load_task
 
-from .conftest import ROOT, comparable, interrupt_training_at
+from .conftest import ROOT, comparable, interrupt_training_at, without_start_seconds
 
 # 800 steps on 1,600 queries: past the plateau where DeepProbLog's digits are still undecided (~20 s)
 TINY = {
@@ -110,11 +110,6 @@ def test_both_engines_train_alike(tiny_run, tmp_path):
 
 # three starts of 20 steps, the chosen one continued to 60 (every start's 20 losses rank it: the window is 50)
 RESTARTS = {**TINY, "train.iterations": "60", "train.restarts": "3", "train.restart_steps": "20"}
-
-
-def without_start_seconds(metrics: dict) -> dict:
-    starts = [{k: v for k, v in start.items() if k != "seconds"} for start in metrics["restarts"]["starts"]]
-    return {**comparable(metrics), "restarts": {**metrics["restarts"], "starts": starts}}
 
 
 @pytest.fixture(scope="module")
