@@ -67,7 +67,7 @@ class Starts:
             spent = self.attempts or [{"pretraining": self.record}]
             seconds = sum(r["train_seconds"] for a in spent for r in a["pretraining"].values())
             found.update(pretraining=self.record, pretrain_seconds=seconds)
-        if self.attempts:
+        if self.attempts and self.record:  # a pipeline's attempts (an `init:` run is one given start)
             found.update(pretraining_attempts=len(self.attempts), pretraining_attempt_details=self.attempts)
         if self.check is not None:
             found.update(naming_check=self.check.verdict(), naming_check_details=self.check.summary())
