@@ -83,7 +83,7 @@ def check_naming(
         ceiling = label_ceiling(template, train_set)
     else:
         ceiling = naming.expected_ceiling
-    images = sum(len(template.readers[n]) for n in thresholds)
+    images = max(1, sum(len(template.readers.get(n, [])) for n in thresholds))  # 0: a network no query reads
     per_image = float(min(1.0, naming.explained / ceiling) ** (1 / images)) if ceiling > 0 else 0.0
     threshold = max(thresholds.values())
     return NamingCheck(naming.explained, ceiling, images, threshold, per_image, per_image >= threshold)
