@@ -317,14 +317,22 @@ def name_clusters(
         )
         for p, right in others[:RIVALS_KEPT]
     ]
-    with torch.no_grad():
-        for n, head in heads.items():
-            order = torch.as_tensor(np.argsort(chosen[n]), device=head.weight.device)
-            head.weight.copy_(head.weight[order])
-            head.bias.copy_(head.bias[order])
     used = {n: len(concepts) for n, (_, concepts) in labelled.items()}
     ceiling = _expected_ceiling(counts, names, {**_identity(sizes), **chosen}, template) if sampled else 1.0
-    return Naming(chosen, found[pick] / len(train_set), rivals, search, used, agreement(pick), ceiling)
+    naming = Naming(chosen, found[pick] / len(train_set), rivals, search, used, agreement(pick), ceiling)
+    apply_naming(naming, heads)
+    return naming
+
+
+@torch.no_grad()
+def apply_naming(naming: Naming, heads: dict[str, torch.nn.Linear]) -> None:
+    """Permute the rows of each named network's last layer, so that output i stands for domain value i. A
+    naming depends only on the pretrained weights and the run's seed, so every start of a run (restarts)
+    takes the one found once."""
+    for n, head in heads.items():
+        order = torch.as_tensor(np.argsort(naming.permutations[n]), device=head.weight.device)
+        head.weight.copy_(head.weight[order])
+        head.bias.copy_(head.bias[order])
 
 
 def _expected_ceiling(counts: Counter, names: list[str], perm: Permutations, template: QueryTemplate) -> float:

@@ -36,8 +36,8 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def pretraining_config(config: TaskConfig, network: str, clusters: int, seed: int | None = None) -> PretrainConfig:
-    """The network's pretraining task with the run's seed (or `seed`: a later attempt's), the network's
+def pretraining_config(config: TaskConfig, network: str, clusters: int, seed: int) -> PretrainConfig:
+    """The network's pretraining task with `seed` (the run's, or a later attempt's), the network's
     architecture and domain size, run where and how the run is (its device and torch threads, unless the
     pretraining's `set` says)."""
     spec = config.networks[network]
@@ -45,7 +45,6 @@ def pretraining_config(config: TaskConfig, network: str, clusters: int, seed: in
     if config.train.threads is not None:
         sets["train.threads"] = str(config.train.threads)
     sets.update(spec.pretrain.overrides())
-    seed = config.seed if seed is None else seed
     sets.update({"seed": str(seed), "network.arch": spec.arch, "network.clusters": str(clusters)})
     return load_task(spec.pretrain.task, sets, PretrainConfig)
 

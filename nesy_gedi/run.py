@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -15,7 +15,7 @@ import torch
 from nesy_gedi.checkpoint import export_network
 from nesy_gedi.config import TaskConfig
 from nesy_gedi.metrics import classify, split_metrics
-from nesy_gedi.naming import describe
+from nesy_gedi.naming import Naming, describe
 from nesy_gedi.naming_check import NamingCheck, check_naming, label_ceiling, unchecked_reason
 from nesy_gedi.report import QUERY_REPORT, plot_confusion, plot_samples
 from nesy_gedi.rundir import QUERIES, RunDir
@@ -51,6 +51,8 @@ class Starts:
     """The pretraining runs a task's networks start from, and how they were chosen."""
 
     folders: dict[str, Path]
+    naming: Naming | None
+    """the naming of the chosen attempt's clusters (None: not found yet, or no network is named)"""
     record: dict
     """what the metrics keep of the chosen attempt's pretrainings (empty: none)"""
     attempts: list[dict]
@@ -91,21 +93,21 @@ def choose_starts(
         starts = fixed | folders
         named = named_networks(config, starts)
         if not named:
-            return Starts(starts, record, [], None, None)
+            return Starts(starts, None, record, [], None, None)
+        naming = start_networks(config, data, device, starts, config.seed).naming
         reason = unchecked_reason(data.template, set(named))
         if reason is not None:
-            return Starts(starts, record, [], None, reason)
-        naming = start_networks(config, data, device, starts, config.seed).naming
+            return Starts(starts, naming, record, [], None, reason)
         thresholds = {name: config.networks[name].naming_threshold for name in named}
         check = check_naming(naming, data.template, data.train_set, config.data.labels, thresholds)
         attempts.append({"attempt": i + 1, "pretraining": record, **check.summary()})
         log.info("naming of attempt %d: %s", i + 1, check.verdict())
-        if best is None or check.per_image > best.check.per_image:
-            best = Starts(starts, record, attempts, check, None)
+        if best is None or check.per_image > best[3].per_image:
+            best = (starts, naming, record, check)
         if check.passed:
             break
     assert best is not None
-    return replace(best, attempts=attempts)
+    return Starts(*best[:3], attempts, best[3], None)
 
 
 def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, list[str]]:
@@ -176,7 +178,8 @@ def run_task(
     made: dict[str, Assembled] = {}
 
     def make_trainer(seed: int, folder: RunDir) -> Trainer:
-        made["task"] = with_engine(config, data, start_networks(config, data, device, starts.folders, seed), cache)
+        started = start_networks(config, data, device, starts.folders, seed, starts.naming)
+        made["task"] = with_engine(config, data, started, cache)
         return Trainer(made["task"].learner, len(data.train_set), config.train, seed, folder, governor)
 
     trainer, restarts, discarded = started_trainer(config.train, config.seed, make_trainer, run, resume)

@@ -28,7 +28,7 @@ from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
-from nesy_gedi.naming import Naming, name_clusters
+from nesy_gedi.naming import Naming, apply_naming, name_clusters
 from nesy_gedi.networks import ARCHITECTURES, build_network, head_of, known_architecture
 from nesy_gedi.shortcut_count import ShortcutCount, count_shortcuts
 from nesy_gedi.shortcuts import training_combinations
@@ -332,10 +332,16 @@ def named_networks(config: TaskConfig, starts: dict[str, Path]) -> list[str]:
 
 
 def start_networks(
-    config: TaskConfig, data: TaskData, device: torch.device, starts: dict[str, Path], seed: int
+    config: TaskConfig,
+    data: TaskData,
+    device: torch.device,
+    starts: dict[str, Path],
+    seed: int,
+    naming: Naming | None = None,
 ) -> Started:
     """Networks initialised from `seed` (networks in `starts` loaded from those pretraining runs), the
-    method with its RNG seeded by `seed`, and the pretrained clusters named (with the run's own seed)."""
+    method with its RNG seeded by `seed`, and the pretrained clusters named (with the run's own seed), or
+    named by `naming`, found earlier for the same starts."""
     seed_everything(seed)
     networks = {}
     for name, spec in config.networks.items():
@@ -348,6 +354,9 @@ def start_networks(
     method = make_method(config.method, config.method_args, networks, context)
     predicates = method.predicate_networks()
     heads = {name: head_of(networks[name], name) for name in named_networks(config, starts)}
+    if naming is not None:
+        apply_naming(naming, heads)
+        return Started(method, predicates, naming)
     naming = (
         name_clusters(
             predicates,
