@@ -226,3 +226,15 @@ def test_batch_statistics_setting_decides_what_moves_batch_norm(which, moved):
 @pytest.mark.parametrize("method, shown", [("gedi", True), ("gedi-nogen", False), ("swav", False)])
 def test_joint_progress_bar_shows_the_energy_gap_of_generative_methods(method, shown):
     assert ("energy_gap" in learner_for("compiled", method).progress) == shown
+
+
+def test_weight_zero_runs_no_objective(monkeypatch):
+    """λ = 0 (the pipeline with the joint term off) adds no term and costs no views or SGLD chains."""
+    learner = learner_for("compiled", "gedi")
+    method = learner.method
+    batch = TrainBatch(images=learner.images(np.arange(8)), step=0)
+    assert method.loss_terms(batch)[0]  # λ = 1: GEDI's terms
+    method.args = method.args.model_copy(update={"weight": 0.0})
+    objective = method.objectives["mnist_net"]
+    monkeypatch.setattr(objective, "loss_terms", lambda *a: pytest.fail("the objective ran at λ = 0"))
+    assert method.loss_terms(batch) == ({}, {})

@@ -22,7 +22,9 @@ from nesy_gedi.ssl.objectives import OBJECTIVES, Objective, SSLContext
 
 
 class JointArgs(MethodArgs):
-    weight: NonNegativeFloat = Field(1.0, description="λ: the self-supervised loss is added as λ · its terms")
+    weight: NonNegativeFloat = Field(
+        1.0, description="λ: the self-supervised loss is added as λ · its terms (0: the objective is not run at all)"
+    )
     ssl_data: Literal["queries", "unlabeled"] = Field(
         "queries", description="queries: the batch's images; unlabeled: a draw from the task's training images"
     )
@@ -83,6 +85,8 @@ class SelfSupervised(Method):
         several = len(self.objectives) > 1
         terms: dict[str, torch.Tensor] = {}
         info: dict[str, float] = {}
+        if self.args.weight == 0:  # λ = 0 adds nothing to any gradient: skip the views and SGLD it would cost
+            return terms, info
         for name, objective in self.objectives.items():
             keep = self.args.batch_statistics == "queries"
             with running_statistics_kept(objective.network) if keep else nullcontext():
