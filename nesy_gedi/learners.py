@@ -9,6 +9,7 @@ import torch
 from nesy_gedi.checkpoint import NETWORK
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine
+from nesy_gedi.logic.program import FALSE
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
 from nesy_gedi.ssl.objectives import Objective
@@ -52,15 +53,19 @@ class QueryLearner:
         self._own = [optimizers[name] for name in self.method.modules]
 
     def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        ts = self.train_set
-        queries = [self.template.query(ts.tensors, ts.indices[r], ts.labels[r]) for r in rows]
-        batch = TrainBatch(images=self.images(rows), step=step)
+        """Each network called once on the batch's images it reads; its distributions go to the engine, its
+        logits to the method's terms."""
+        images = self.images(rows)
         self.engine.train()
         for module in self.method.modules.values():
             module.train()
-        log_p = self.engine.log_probabilities(queries)
-        targets = torch.tensor([q.p for q in queries], device=log_p.device)
-        terms, info = self.method.loss_terms(batch)
+        logits = {net: self.engine.networks[net](x) for net, x in images.items()}
+        labels = [self.train_set.labels[r] for r in rows]
+        leaves = self.template.leaves({net: torch.softmax(out, -1) for net, out in logits.items()})
+        log_p = self.engine.log_likelihood(leaves, labels)
+        negative = [self.template.boolean and label == FALSE for label in labels]
+        targets = torch.tensor([0.0 if no else 1.0 for no in negative], device=log_p.device)
+        terms, info = self.method.loss_terms(TrainBatch(images=images, step=step, logits=logits))
         p = log_p.detach().exp()
         return (
             {"query": symbolic_loss(log_p, targets), **terms},

@@ -38,7 +38,7 @@ def test_program_module_equals_deepproblog_probabilities_and_gradients(float64):
     for i in range(6):
         substitution = {Term(p): Term("tensor", Term("train", Constant(2 * i + k))) for k, p in enumerate("ab")}
         queries.append(Query(Term("addition", Term("a"), Term("b"), Var("S")), substitution, output_ind=(2,)))
-    solved = dpl.model.solve(queries)
+    solved = dpl.solve(queries)
     p_dpl = torch.stack(
         [torch.stack([torch.as_tensor(r.result.get(Term("addition", *q.substitute().query.args[:2], a), 0.0))
                       for a in module.answers]) for r, q in zip(solved, queries, strict=True)]

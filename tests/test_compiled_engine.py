@@ -101,7 +101,7 @@ def compare(
     dpl, compiled = engines(program, domains, count * sum(shape), circuits, semiring)
     open_queries = queries(functor, shape, count, lists)
     if all_answers:  # every answer DeepProbLog finds, with its probability, for every query
-        solved = dpl.model.solve(open_queries)
+        solved = dpl.solve(open_queries)
         for q, result in zip(open_queries, solved, strict=True):
             ours = compiled.evaluate([q], all_answers=True)[0][1]
             assert result.result and len(ours) == len(result.result)

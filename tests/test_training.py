@@ -6,14 +6,18 @@ import json
 
 import pytest
 import torch
+from deepproblog.engines import ExactEngine
+from deepproblog.model import Model
+from deepproblog.network import Network
 from deepproblog.train import TrainObject
+from problog.logic import Constant
 
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.networks import build_network
+from nesy_gedi.networks import PredicateHead, build_network
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.task import load_task
@@ -46,8 +50,12 @@ def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
     ours.backward()
     our_grads = [p.grad.clone() for p in net.parameters()]
 
-    net.zero_grad()
-    theirs = TrainObject(engine.model).get_loss(queries, engine.model.solver.semiring.cross_entropy)
+    net.zero_grad()  # DeepProbLog itself, its networks reading the images: an oracle independent of the engine
+    model = Model(program.text, [Network(PredicateHead(net), "mnist_net", batching=True)], load=False)
+    model.set_engine(ExactEngine(model), cache=True)
+    images = to_tensor(mnist.train.images)
+    model.add_tensor_source("train", {(Constant(i),): images[i] for i in range(16)})
+    theirs = TrainObject(model).get_loss(queries, model.solver.semiring.cross_entropy)
     assert float(ours) == pytest.approx(theirs, rel=1e-6)
     for mine, dpl in zip(our_grads, (p.grad for p in net.parameters()), strict=True):
         assert torch.allclose(mine, dpl, atol=1e-7)

@@ -30,5 +30,5 @@ def make_engine(
             program, networks, sources, param_lr, template, chain.split, chain.order, cache_dir, semiring
         )
     if name == "compiled":
-        return CompiledEngine(program, networks, sources, param_lr, cache_dir, circuits, semiring)
-    return DeepProbLogEngine(program, networks, sources, param_lr)
+        return CompiledEngine(program, networks, sources, param_lr, cache_dir, circuits, semiring, template)
+    return DeepProbLogEngine(program, networks, sources, param_lr, template)

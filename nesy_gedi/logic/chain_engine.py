@@ -24,6 +24,7 @@ from torch import nn
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.circuit import Circuit
 from nesy_gedi.logic.compiled_engine import CompiledEngine
+from nesy_gedi.logic.deepproblog_engine import Leaves
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 
@@ -44,8 +45,7 @@ class ChainEngine(CompiledEngine):
         cache_dir=None,
         semiring: str = "real",
     ) -> None:
-        super().__init__(program, networks, sources, param_lr, cache_dir, "answers", semiring)
-        self.program, self.template = program, template
+        super().__init__(program, networks, sources, param_lr, cache_dir, "answers", semiring, template)
         self.split = Term.from_string(split)
         self.step_goal = template.step
         self.start = template.step.args[len(template.counts)]
@@ -119,26 +119,28 @@ class ChainEngine(CompiledEngine):
             self._splits[key] = ([str(o) for o in items], str(last))
         return self._splits[key]
 
-    def _step_outputs(self, queries: Sequence[Query]) -> dict[tuple[str, str], torch.Tensor]:
-        """Per (network, step input), its outputs on that input's image of every (query, step), query-major:
-        each network called once on all its images."""
-        leaves = sorted({leaf for circuit in self.circuits for leaf in circuit.leaves()})
-        blocks: dict[str, list[torch.Tensor]] = {}
-        for net, placeholder in leaves:
+    def _step_outputs(self, leaves: Leaves) -> dict[tuple[str, str], torch.Tensor]:
+        """Per (network, step input), its distributions on that input's image of every (query, step),
+        query-major, from the leaves of the list elements each step reads."""
+        found = {}
+        for net, placeholder in sorted({leaf for circuit in self.circuits for leaf in circuit.leaves()}):
             j = int(placeholder.removeprefix("step_"))
-            refs = [q.substitution[Term(reads[j])] for q in queries for reads in self.reads]
-            blocks.setdefault(net, []).append(self._images(refs))
-        outputs = self._network_outputs(blocks)
-        return {(net, placeholder): next(outputs[net]) for net, placeholder in leaves}
+            found[(net, placeholder)] = torch.stack([leaves[(net, reads[j])] for reads in self.reads], 1).flatten(0, 1)
+        return found
 
     def _values(self, queries: Sequence[Query]) -> torch.Tensor:
         """p(label) (log p in the log semiring) of each labelled query, step by step."""
+        labels = [q.query.args[q.output_ind[0]] for q in queries]
+        return self.label_values(self.template_leaves(queries), labels)
+
+    def label_values(self, leaves: Leaves, labels: Sequence[Term]) -> torch.Tensor:
+        """p(label) (log p in the log semiring) of each query from the networks' distributions, step by step."""
         self._compile_steps()
         log = self.semiring == "log"
-        batch, n, size = len(queries), self.length, len(self.states)
-        outputs = self._step_outputs(queries)
+        batch, n, size = len(labels), self.length, len(self.states)
+        outputs = self._step_outputs(leaves)
         params = self._parameters()
-        splits = [self._split(q.query.args[q.output_ind[0]]) for q in queries]
+        splits = [self._split(label) for label in labels]
         index = {state: s for s, state in enumerate(self.states)}
         # moves[b, i, s, s2]: p(step i of query b goes from state s to s2 with the label's output)
         moves = []
@@ -178,8 +180,7 @@ class ChainEngine(CompiledEngine):
         predicted = {}
         for net in self.template.readers:
             refs = [q.substitution[ph] for q in queries for ph in self.template.images]
-            best = self.model.networks[net].network_module(self._images(refs)).argmax(-1).view(len(queries), -1)
-            predicted[net] = best.tolist()
+            predicted[net] = self.networks[net](self.images(refs)).argmax(-1).view(len(queries), -1).tolist()
         return [
             self.template.label(predicted[next(iter(predicted))][b], {net: v[b] for net, v in predicted.items()})
             for b in range(len(queries))

@@ -24,8 +24,9 @@ from problog.logic import Term
 from torch import nn
 
 from nesy_gedi.logic.circuit import Circuit, compile_template
-from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine, Leaves
 from nesy_gedi.logic.program import FALSE, TRUE, Program
+from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.rundir import RunDir
 
 CACHE_FORMAT = "nesy_gedi-klay-circuit-2"
@@ -59,15 +60,16 @@ class CompiledEngine(DeepProbLogEngine):
         cache_dir: Path | None = None,
         circuits: str = "answers",
         semiring: str = "real",
+        template: QueryTemplate | None = None,
     ) -> None:
-        super().__init__(program, networks, sources, param_lr)
+        super().__init__(program, networks, sources, param_lr, template)
         self.circuits, self.semiring = circuits, semiring
         self.program_text = program.text
         self.domains = {p.network: len(p.domain) for p in program.neural_predicates}
-        self.sources = sources
         self.cache_dir = cache_dir
         self.programs: dict[str, Circuit] = {}
         self._resolved: dict[tuple[Term, bool], tuple[Circuit, str]] = {}
+        self._labels: dict[Term, tuple[Circuit, str]] = {}
 
     def _prefix(self, shape: Term) -> str:
         """File names are `<shape key>-<template key>.pkl`: a shape's cached templates are found by prefix."""
@@ -119,17 +121,12 @@ class CompiledEngine(DeepProbLogEngine):
         self._resolved[(query.query, all_answers)] = (program, str(query.query))
         return program, str(query.query)
 
-    def _images(self, refs: list[Term]) -> torch.Tensor:
-        """Images for `tensor(source(i))` terms, gathered with one index per source."""
-        keys = [(ref.args[0].functor, int(ref.args[0].args[0])) for ref in refs]
-        if len({source for source, _ in keys}) == 1:
-            return self.sources[keys[0][0]][torch.tensor([i for _, i in keys])]
-        return torch.stack([self.sources[source][i] for source, i in keys])
-
-    def _network_outputs(self, requests: dict[str, list[torch.Tensor]]) -> dict[str, Iterator[torch.Tensor]]:
+    def _network_outputs(self, requests: dict[str, list[list[Term]]]) -> dict[str, Iterator[torch.Tensor]]:
         """Each network called once on all the image blocks asked of it; its outputs, block by block."""
         return {
-            net: iter(self.model.networks[net].network_module(torch.cat(blocks)).split([len(b) for b in blocks]))
+            net: iter(
+                self.distributions(net, [ref for block in blocks for ref in block]).split([len(b) for b in blocks])
+            )
             for net, blocks in requests.items()
         }
 
@@ -158,11 +155,10 @@ class CompiledEngine(DeepProbLogEngine):
             group[1].append(row)
             group[2].append(name)
         plans = list(groups.values())
-        requests: dict[str, list[torch.Tensor]] = {}
+        requests: dict[str, list[list[Term]]] = {}
         for program, rows, _ in plans:
             for net, placeholder in program.leaves():
-                refs = [queries[r].substitution[Term(placeholder)] for r in rows]
-                requests.setdefault(net, []).append(self._images(refs))
+                requests.setdefault(net, []).append([queries[r].substitution[Term(placeholder)] for r in rows])
         outputs = self._network_outputs(requests)
         params = self._parameters()
         results = []
@@ -171,20 +167,43 @@ class CompiledEngine(DeepProbLogEngine):
             results.append((program, program.run(leaf_outputs, params, self.semiring), rows, names))
         return results
 
+    def _picked(self, answers: dict[str, torch.Tensor], wanted: Sequence[str], batch: int) -> torch.Tensor:
+        """Row k's value of answer `wanted[k]`; an answer the program cannot prove has probability 0, as in
+        DeepProbLog."""
+        names = {name: i for i, name in enumerate(answers)}
+        device = next(iter(answers.values())).device if answers else torch.device("cpu")
+        unproved = torch.full((batch,), self._zero, dtype=torch.get_default_dtype(), device=device)
+        table = torch.stack([*answers.values(), unproved])
+        which = torch.tensor([names.get(name, len(names)) for name in wanted], device=device)
+        return table[which, torch.arange(batch, device=device)]
+
     def _values(self, queries: Sequence[Query]) -> torch.Tensor:
-        """Each query's value from its circuit (p, or log p in the log semiring); a query the program cannot
-        prove has probability 0, as in DeepProbLog."""
+        """Each query's value from its circuit (p, or log p in the log semiring)."""
         parts, order = [], []
         for _, answers, rows, wanted in self.evaluate(queries, all_answers=self.circuits == "answers"):
-            names = {name: i for i, name in enumerate(answers)}
-            device = next(iter(answers.values())).device if answers else torch.device("cpu")
-            unproved = torch.full((len(rows),), self._zero, dtype=torch.get_default_dtype(), device=device)
-            table = torch.stack([*answers.values(), unproved])
-            which = torch.tensor([names.get(name, len(names)) for name in wanted], device=device)
-            parts.append(table[which, torch.arange(len(rows), device=device)])
+            parts.append(self._picked(answers, wanted, len(rows)))
             order.extend(rows)
         result = torch.cat(parts)
         return result[torch.argsort(torch.tensor(order, device=result.device))]
+
+    def label_values(self, leaves: Leaves, labels: Sequence[Term]) -> torch.Tensor:
+        """p(label) (log p in the log semiring) of each query of the task's template, from the networks'
+        distributions: one circuit run for the batch, no query term built once a label has been seen."""
+        assert self.template is not None, "label_values needs the engine's query template"
+        found = []
+        for label in labels:
+            if label not in self._labels:
+                query = self.template.with_label({}, label)
+                self._labels[label] = self.program_for(query, all_answers=self.circuits == "answers")
+            found.append(self._labels[label])
+        program = found[0][0]  # the template's one circuit (its labels' circuits merge into one)
+        answers = program.run({leaf: leaves[leaf] for leaf in program.leaves()}, self._parameters(), self.semiring)
+        return self._picked(answers, [name for _, name in found], len(labels))
+
+    def log_likelihood(self, leaves: Leaves, labels: Sequence[Term]) -> torch.Tensor:
+        """log p(label): exact in the log semiring; DeepProbLog's floored log(p + 1e-12) in the real one."""
+        values = self.label_values(leaves, labels)
+        return values if self.semiring == "log" else torch.log(values.clamp(min=0.0) + LOSS_FLOOR)
 
     @property
     def compile_seconds(self) -> float:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 import numpy as np
+import torch
 from deepproblog.query import Query
 from problog.errors import ProbLogError
 from problog.logic import Constant, Term, Var, list2term
@@ -105,6 +106,23 @@ class QueryTemplate:
             for network, lists in read.items()
         }
 
+    def leaves(self, distributions: Mapping[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+        """Per (network, placeholder), the network's distribution for that image of every query, (batch,
+        domain), from each network's distributions for its images of the batch, query by query (batch * the
+        positions it reads, domain): what an engine's `log_likelihood` reads."""
+        found = {}
+        for net, values in distributions.items():
+            read = self.readers[net]
+            per_query = values.view(-1, len(read), values.shape[-1])
+            for j, p in enumerate(read):
+                found[(net, str(self.images[p]))] = per_query[:, j]
+        return found
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        """Each placeholder's position in `images`, by name (as circuits and leaves name them)."""
+        return {str(ph): p for p, ph in enumerate(self.images)}
+
     @property
     def boolean(self) -> bool:
         """A true/false query: no output variable, labels `true` and `false`."""
@@ -152,6 +170,10 @@ class QueryTemplate:
             ph: Term("tensor", Term(tensor, Constant(int(i))))
             for ph, tensor, i in zip(self.images, tensors, indices, strict=True)
         }
+        return self.with_label(substitution, label)
+
+    def with_label(self, substitution: dict[Term, Term], label: Term) -> Query:
+        """The query for this label with its placeholders bound by `substitution`."""
         if self.boolean:
             return Query(self.term, substitution, p=1.0 if label == TRUE else 0.0, output_ind=())
         args = list(self.term.args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +26,9 @@ class TrainBatch:
     """per network, every image of the batch's queries it reads, (B * its positions, C, H, W)"""
     step: int
     """optimiser steps taken before this one"""
+    logits: dict[str, torch.Tensor] = field(default_factory=dict)
+    """per network, what its neural predicates read (the logits of `images`) in this step's query loss, with
+    their graph: a term on the same images reuses them instead of calling the network again"""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,12 @@ class Method:
         """The logits each neural predicate reads (softmax over its domain); the method's own terms read the
         same logits, so one network plays both roles."""
         return self.networks
+
+    def logits(self, batch: TrainBatch, name: str) -> torch.Tensor:
+        """Network `name`'s logits on its images of the batch: those of the query loss when the step has
+        them (one call per step), else a call now."""
+        found = batch.logits.get(name)
+        return found if found is not None else self.predicate_networks()[name](batch.images[name])
 
     def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Named extra loss terms for this batch, each already weighted, and numbers worth logging."""

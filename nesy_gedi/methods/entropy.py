@@ -23,7 +23,7 @@ class Entropy(Method):
     def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         several = len(self.networks) > 1
         terms: dict[str, torch.Tensor] = {}
-        for name, net in self.networks.items():
-            term = self.args.weight * (1 - marginal_entropy(net(batch.images[name])))
+        for name in self.networks:
+            term = self.args.weight * (1 - marginal_entropy(self.logits(batch, name)))
             terms.update(prefixed({"entropy": term}, name, several))
         return terms, {}

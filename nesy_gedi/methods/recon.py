@@ -45,9 +45,9 @@ class Recon(Method):
     def loss_terms(self, batch: TrainBatch) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         several = len(self.networks) > 1
         terms: dict[str, torch.Tensor] = {}
-        for name, net in self.networks.items():
+        for name in self.networks:
             images = batch.images[name]
-            rebuilt = self.modules[f"{name}_decoder"](torch.softmax(net(images), -1))
+            rebuilt = self.modules[f"{name}_decoder"](torch.softmax(self.logits(batch, name), -1))
             error = (rebuilt - images).pow(2).mean()
             terms.update(prefixed({"recon": self.args.weight * error}, name, several))
         return terms, {}
