@@ -40,7 +40,7 @@ def measure(method: str) -> tuple[float, float, float, float]:
     task = assemble(config, torch.device("cpu"), default_cache_dir())
     learner, engine = task.learner, task.engine
     net = task.predicates["mnist_net"]
-    learner.bind({"mnist_net": torch.optim.Adam(task.method.networks["mnist_net"].parameters(), lr=1e-3)})
+    optimizer = torch.optim.Adam(task.method.networks["mnist_net"].parameters(), lr=1e-3)
     rows = np.arange(config.train.batch_size)
     ts = task.train_set
     queries = [task.template.query(ts.tensors, ts.indices[r], ts.labels[r]) for r in rows]
@@ -48,21 +48,21 @@ def measure(method: str) -> tuple[float, float, float, float]:
     engine.train()
 
     def step() -> None:
-        learner.zero_grad()
+        optimizer.zero_grad()
         terms, _ = learner.loss_terms(rows, 0)
         sum(terms.values()).backward()
-        learner.step()
+        optimizer.step()
 
     def query_loss() -> None:
-        learner.zero_grad()
+        optimizer.zero_grad()
         symbolic_loss(engine.log_probabilities(queries)).backward()
 
     def network() -> None:
-        learner.zero_grad()
+        optimizer.zero_grad()
         net(images["mnist_net"]).logsumexp(-1).sum().backward()
 
     def self_supervised() -> None:
-        learner.zero_grad()
+        optimizer.zero_grad()
         terms, _ = task.method.loss_terms(TrainBatch(images=images, step=0))
         if terms:
             sum(terms.values()).backward()

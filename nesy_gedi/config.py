@@ -182,7 +182,11 @@ class TrainSpec(_Strict):
     schedule: Literal["constant", "cosine"] = Field(
         "constant", description="`cosine`: the learning rate decays to 0 over the run"
     )
-    param_lr: PositiveFloat = Field(0.1, description="SGD step of the program's learnable `t(_)` probabilities")
+    param_lr: PositiveFloat = Field(
+        0.1,
+        description="learning rate of the program's learnable `t(_)` probabilities (their logits, with the run's "
+        "optimiser and schedule)",
+    )
     batch_size: PositiveInt = Field(2, description="examples (queries, or inputs when pretraining) per step")
     epochs: PositiveInt = Field(1, description="passes over the training examples")
     iterations: PositiveInt | None = Field(None, description="optimiser steps; overrides `epochs` when given")

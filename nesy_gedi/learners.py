@@ -28,8 +28,14 @@ def symbolic_loss(
     return torch.where(targets.bool(), positive, negative).mean()
 
 
+PARAMETERS = "t(_)"
+"""the program's learnable probabilities among the learner's networks (no network can be named so)"""
+
+
 class QueryLearner:
-    """A program task: the method's terms added to the query loss from the engine. The progress bar's
+    """A program task: the method's terms added to the query loss from the engine. Its networks are the
+    method's, its modules and the program's `t(_)` probabilities, each optimised by the loop (the
+    probabilities at `param_lr`); their values are logged every step as `t/<fact>`. The progress bar's
     `p_label>0.5` is the share of the batch's queries the program gets right: p(label) > 0.5, or for a
     negative example p(query) < 0.5."""
 
@@ -41,16 +47,14 @@ class QueryLearner:
         train_set: QuerySet,
         tensors: dict[str, torch.Tensor],
         readers: dict[str, list[int]],
+        param_lr: float,
     ) -> None:
         self.engine, self.method, self.template = engine, method, template
         self.train_set, self.tensors, self.readers = train_set, tensors, readers
-        self.networks = {**method.networks, **method.modules}
+        parameters = engine.program_parameters
+        self.networks = {**method.networks, **method.modules, **({PARAMETERS: parameters} if len(parameters) else {})}
+        self.rates = {PARAMETERS: param_lr}
         self.progress = ("p_label>0.5", *method.progress)
-        self._own: list[torch.optim.Optimizer] = []
-
-    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        self.engine.set_optimizers({name: optimizers[name] for name in self.method.networks})
-        self._own = [optimizers[name] for name in self.method.modules]
 
     def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Each network called once on the batch's images it reads; its distributions go to the engine, its
@@ -67,9 +71,10 @@ class QueryLearner:
         targets = torch.tensor([0.0 if no else 1.0 for no in negative], device=log_p.device)
         terms, info = self.method.loss_terms(TrainBatch(images=images, step=step, logits=logits))
         p = log_p.detach().exp()
+        learned = {f"t/{name}": value for name, value in self.engine.program_parameters.values().items()}
         return (
             {"query": symbolic_loss(log_p, targets), **terms},
-            {"p_label>0.5": float((torch.where(targets.bool(), p, 1.0 - p) > 0.5).float().mean()), **info},
+            {"p_label>0.5": float((torch.where(targets.bool(), p, 1.0 - p) > 0.5).float().mean()), **info, **learned},
         )
 
     def images(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
@@ -79,21 +84,10 @@ class QueryLearner:
     def divergence(self, info: dict[str, float]) -> str | None:
         return self.method.divergence()
 
-    def zero_grad(self) -> None:
-        self.engine.zero_grad()
-        for optimizer in self._own:
-            optimizer.zero_grad()
-
-    def step(self) -> None:
-        self.engine.step()
-        for optimizer in self._own:
-            optimizer.step()
-
     def state_dict(self) -> dict:
-        return {"parameters": list(self.engine.parameters), "method": self.method.state_dict()}
+        return {"method": self.method.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.engine.parameters[:] = state["parameters"]
         self.method.load_state_dict(state["method"])
 
 
@@ -103,11 +97,8 @@ class PretrainLearner:
     def __init__(self, objective: Objective, inputs: torch.Tensor) -> None:
         self.objective, self.inputs = objective, inputs
         self.networks = {NETWORK: objective.network}
+        self.rates: dict[str, float] = {}
         self.progress = ("max_prob", "energy_gap") if objective.generative else ("max_prob",)
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-
-    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        self.optimizers = optimizers
 
     def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         self.objective.network.train()
@@ -115,14 +106,6 @@ class PretrainLearner:
 
     def divergence(self, info: dict[str, float]) -> str | None:
         return self.objective.divergence(info)
-
-    def zero_grad(self) -> None:
-        for optimizer in self.optimizers.values():
-            optimizer.zero_grad()
-
-    def step(self) -> None:
-        for optimizer in self.optimizers.values():
-            optimizer.step()
 
     def state_dict(self) -> dict:
         return self.objective.state_dict()

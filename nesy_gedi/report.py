@@ -25,6 +25,7 @@ SUMMARY_KEYS = (
     "naming_explained",
     "naming_check",
     "pretraining_attempts",
+    "learned_probabilities",
     "ood_task_accuracy",
     "ood_concept_accuracy",
     "train_steps",
@@ -56,10 +57,11 @@ QUERY_NOTES = (
     "failed. `naming_explained`: share of the training queries the program answers under the naming of "
     "pretrained clusters; `naming_check`: whether that share, against what the labels allow and per image, "
     "reaches `networks.<name>.naming_threshold` (if not, the naming is not to be trusted); "
-    "`pretraining_attempts`: pretrainings tried for it (`pretrain.attempts`). `ood_*`: the same on the "
-    "out-of-distribution queries. `metrics.json` has every concept metric per split and network under `id` / "
-    "`ood`. `compile_seconds` (compiled engines): grounding and compiling the circuits in use, part of "
-    "`train_seconds` unless read from the disk cache. "
+    "`pretraining_attempts`: pretrainings tried for it (`pretrain.attempts`). `learned_probabilities`: the "
+    "program's `t(_)` probabilities at the end of training (`t/<fact>` in `train_log.jsonl` over training). "
+    "`ood_*`: the same on the out-of-distribution queries. `metrics.json` has every concept metric per split "
+    "and network under `id` / `ood`. `compile_seconds` (compiled engines): grounding and compiling the "
+    "circuits in use, part of `train_seconds` unless read from the disk cache. "
     "`peak_memory_mb`: the run's peak resident memory.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
     "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",
@@ -103,6 +105,8 @@ def plot_confusion(run: RunDir, name: str, confusion: list[list[int]], labels: l
 
 
 def _fmt(value: object) -> str:
+    if isinstance(value, dict):  # named numbers, e.g. the learned probabilities
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 

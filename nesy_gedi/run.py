@@ -150,6 +150,8 @@ def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, li
             labelled=bool(task.naming and task.naming.labels),
         ),
     )
+    if len(task.engine.program_parameters):
+        metrics["learned_probabilities"] = task.engine.program_parameters.values()
     if hasattr(task.engine, "compile_seconds"):
         metrics["compile_seconds"] = task.engine.compile_seconds
     if "ood" in metrics:

@@ -178,7 +178,7 @@ def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
 
 def task_logic(config: TaskConfig) -> tuple[Program, QueryTemplate, dict[str, int]]:
     """The task's program (checked against its networks), query template and each network's domain size."""
-    program = Program(config.program)
+    program = Program(config.program, config.seed)
     program.check_networks(config.networks, where="the task")
     template = QueryTemplate(program, **config.query.model_dump(), step=_chain_step(config, program))
     return program, template, domain_sizes(program, config)
@@ -251,6 +251,12 @@ def query_sets(config: TaskConfig, template: QueryTemplate, images: TaskImages) 
     (the other tuples over the same concepts, from the test images); or the splits of the query files.
     Labels come from the program's answer, from its distribution (`data.labels: sampled`), or the files."""
     data, per_query = config.data, template.images_per_query
+    if data.labels == "sampled" and template.program.unset:
+        raise UserError(
+            f"data.labels: sampled draws labels from the program's own distribution, but "
+            f"{template.program.path}:{min(template.program.unset)} has `t(_)` without an initial value (training "
+            "starts it at a seeded random one); write e.g. `t(0.5)::...`, or give the labels in query files"
+        )
     if data.labels == "files":
         return _from_files(config, template, images)
     for combination in data.combinations or []:
@@ -404,14 +410,21 @@ def with_engine(config: TaskConfig, data: TaskData, started: Started, cache: Pat
         data.program,
         started.predicates,
         data.tensors,
-        config.train.param_lr,
         cache / "circuits",
         config.engine_circuits,
         config.engine_semiring,
         config.engine_chain,
         data.template,
     )
-    learner = QueryLearner(engine, started.method, data.template, data.train_set, data.tensors, data.images.readers)
+    learner = QueryLearner(
+        engine,
+        started.method,
+        data.template,
+        data.train_set,
+        data.tensors,
+        data.images.readers,
+        config.train.param_lr,
+    )
     return Assembled(
         data.program,
         data.template,

@@ -76,14 +76,13 @@ class Learner(Protocol):
     """What the loop trains: networks (each gets an optimiser) and a loss for a batch of example rows."""
 
     networks: dict[str, nn.Module]
+    rates: dict[str, float]
+    """learning rates of networks that do not take the run's `lr`"""
     progress: tuple[str, ...]
     """info keys shown (as running means) on the progress bar besides the loss"""
 
-    def bind(self, optimizers: dict[str, torch.optim.Optimizer]) -> None: ...
     def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]: ...
     def divergence(self, info: dict[str, float]) -> str | None: ...
-    def zero_grad(self) -> None: ...
-    def step(self) -> None: ...
     def state_dict(self) -> dict: ...
     def load_state_dict(self, state: dict) -> None: ...
 
@@ -107,8 +106,9 @@ class Trainer:
         self.learner, self.n_examples, self.spec, self.seed, self.run = learner, n_examples, spec, seed, run
         self.governor = governor
         """told every step's duration: chooses torch's threads when the task does not (threads.py)"""
-        self.optimizers = {name: self._optimizer(net) for name, net in learner.networks.items()}
-        learner.bind(self.optimizers)
+        self.optimizers = {
+            name: self._optimizer(net, learner.rates.get(name, spec.lr)) for name, net in learner.networks.items()
+        }
         self.steps_per_epoch = math.ceil(n_examples / spec.batch_size)
         self.total_steps = spec.iterations or spec.epochs * self.steps_per_epoch
         self.schedulers = {name: self._scheduler(opt) for name, opt in self.optimizers.items()}
@@ -118,9 +118,9 @@ class Trainer:
         self.events = EventLog(run.path)
         """TensorBoard events: the log rows as they are saved, then the final metrics (runner.py)"""
 
-    def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
+    def _optimizer(self, net: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[self.spec.optimizer]
-        return cls(net.parameters(), lr=self.spec.lr)
+        return cls(net.parameters(), lr=lr)
 
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         if self.spec.schedule == "cosine":
@@ -194,7 +194,8 @@ class Trainer:
         return TrainResult(self.step, self.seconds)
 
     def _train_step(self, rows: np.ndarray) -> dict:
-        self.learner.zero_grad()
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad()
         terms, info = self.learner.loss_terms(rows, self.step)
         loss = sum(terms.values())
         values = {name: float(value.detach()) for name, value in terms.items()}
@@ -204,7 +205,8 @@ class Trainer:
         if reason:
             raise Diverged(self.step + 1, {**values, **info}, reason)
         loss.backward()
-        self.learner.step()
+        for optimizer in self.optimizers.values():
+            optimizer.step()
         lr = next(iter(self.optimizers.values())).param_groups[0]["lr"]  # the rate this step used
         for scheduler in self.schedulers.values():
             scheduler.step()

@@ -112,9 +112,7 @@ def learner_for(engine: str, method: str) -> QueryLearner:
     """The learner `nesy-gedi run` would train, on the tiny task, with a network without batch norm
     (batch statistics would make two passes over the same batch differ)."""
     sets = {**TINY, "engine": engine, "method": method, "networks.mnist_net.arch": "mnist_lenet"}
-    task = assemble(load_task(TASK, sets), torch.device("cpu"), default_cache_dir())
-    task.learner.bind({name: torch.optim.SGD(m.parameters(), lr=0.1) for name, m in task.learner.networks.items()})
-    return task.learner
+    return assemble(load_task(TASK, sets), torch.device("cpu"), default_cache_dir()).learner
 
 
 @pytest.mark.parametrize("engine", ["compiled", "deepproblog"])
@@ -126,7 +124,8 @@ def test_one_backward_gives_the_sum_of_the_separate_gradients(engine, method):
 
     def gradients(keep) -> list[torch.Tensor]:
         learner.method.load_state_dict(copy.deepcopy(start))
-        learner.zero_grad()
+        for net in learner.networks.values():
+            net.zero_grad()
         terms, _ = learner.loss_terms(rows, 0)
         sum(v for k, v in terms.items() if keep(k)).backward()
         # SwAV's prototypes are the last layer's rows without its bias: that bias gets no gradient

@@ -40,7 +40,7 @@ def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
     program = Program(ROOT / "programs" / "mnist_addition.pl")
     template = QueryTemplate(program, "addition(A,B,S)", "S", {"A": "image", "B": "image"})
     net = build_network("mnist_lenet", 10)
-    engine = DeepProbLogEngine(program, {"mnist_net": net}, {"train": to_tensor(mnist.train.images)}, 0.1)
+    engine = DeepProbLogEngine(program, {"mnist_net": net}, {"train": to_tensor(mnist.train.images)})
     queries = [
         template.query(["train", "train"], [2 * i, 2 * i + 1], template.label(mnist.train.labels[2 * i : 2 * i + 2]))
         for i in range(8)

@@ -11,7 +11,6 @@ def make_engine(
     program,
     networks: dict,
     sources: dict,
-    param_lr: float,
     cache_dir=None,
     circuits: str = "answers",
     semiring: str = "real",
@@ -26,9 +25,7 @@ def make_engine(
     from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 
     if name == "compiled" and chain is not None:
-        return ChainEngine(
-            program, networks, sources, param_lr, template, chain.split, chain.order, cache_dir, semiring
-        )
+        return ChainEngine(program, networks, sources, template, chain.split, chain.order, cache_dir, semiring)
     if name == "compiled":
-        return CompiledEngine(program, networks, sources, param_lr, cache_dir, circuits, semiring, template)
-    return DeepProbLogEngine(program, networks, sources, param_lr, template)
+        return CompiledEngine(program, networks, sources, cache_dir, circuits, semiring, template)
+    return DeepProbLogEngine(program, networks, sources, template)

@@ -38,14 +38,13 @@ class ChainEngine(CompiledEngine):
         program: Program,
         networks: dict[str, nn.Module],
         sources: dict[str, torch.Tensor],
-        param_lr: float,
         template: QueryTemplate,
         split: str,
         order: str = "last",
         cache_dir=None,
         semiring: str = "real",
     ) -> None:
-        super().__init__(program, networks, sources, param_lr, cache_dir, "answers", semiring, template)
+        super().__init__(program, networks, sources, cache_dir, "answers", semiring, template)
         self.split = Term.from_string(split)
         self.step_goal = template.step
         self.start = template.step.args[len(template.counts)]
@@ -93,7 +92,7 @@ class ChainEngine(CompiledEngine):
             leaf: torch.randn(4, self.domains[leaf[0]], generator=generator, dtype=torch.float64).softmax(-1)
             for leaf in circuit.leaves()
         }
-        params = [torch.tensor(float(p), dtype=torch.float64) for p in self.model.parameters]
+        params = [p.detach().double() for p in self.program_parameters.each()]
         total = torch.stack(list(circuit.run(outputs, params).values())).sum(0)
         if not torch.allclose(total, torch.ones_like(total)):
             name = f"{self.step_goal.functor}/{self.step_goal.arity}"
@@ -139,7 +138,7 @@ class ChainEngine(CompiledEngine):
         log = self.semiring == "log"
         batch, n, size = len(labels), self.length, len(self.states)
         outputs = self._step_outputs(leaves)
-        params = self._parameters()
+        params = self.program_parameters.each()
         splits = [self._split(label) for label in labels]
         index = {state: s for s, state in enumerate(self.states)}
         # moves[b, i, s, s2]: p(step i of query b goes from state s to s2 with the label's output)

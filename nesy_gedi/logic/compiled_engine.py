@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from deepproblog.query import Query
-from deepproblog.semiring.graph_semiring import get_hook
 from problog.logic import Term
 from torch import nn
 
@@ -56,13 +55,12 @@ class CompiledEngine(DeepProbLogEngine):
         program: Program,
         networks: dict[str, nn.Module],
         sources: dict[str, torch.Tensor],
-        param_lr: float,
         cache_dir: Path | None = None,
         circuits: str = "answers",
         semiring: str = "real",
         template: QueryTemplate | None = None,
     ) -> None:
-        super().__init__(program, networks, sources, param_lr, template)
+        super().__init__(program, networks, sources, template)
         self.circuits, self.semiring = circuits, semiring
         self.program_text = program.text
         self.domains = {p.network: len(p.domain) for p in program.neural_predicates}
@@ -130,16 +128,6 @@ class CompiledEngine(DeepProbLogEngine):
             for net, blocks in requests.items()
         }
 
-    def _parameters(self) -> list[torch.Tensor]:
-        """The program's t(_) probabilities as leaves whose gradients reach DeepProbLog's SGD, as in GraphSemiring."""
-        params = []
-        for i, value in enumerate(self.model.parameters):
-            p = torch.tensor(value, dtype=torch.get_default_dtype(), requires_grad=torch.is_grad_enabled())
-            if p.requires_grad:
-                p.register_hook(get_hook(self.model.optimizer, i))
-            params.append(p)
-        return params
-
     def evaluate(
         self, queries: Sequence[Query], all_answers: bool
     ) -> list[tuple[Circuit, dict[str, torch.Tensor], list[int], list[str]]]:
@@ -160,7 +148,7 @@ class CompiledEngine(DeepProbLogEngine):
             for net, placeholder in program.leaves():
                 requests.setdefault(net, []).append([queries[r].substitution[Term(placeholder)] for r in rows])
         outputs = self._network_outputs(requests)
-        params = self._parameters()
+        params = self.program_parameters.each()
         results = []
         for program, rows, names in plans:
             leaf_outputs = {(net, ph): next(outputs[net]) for net, ph in program.leaves()}
@@ -197,7 +185,8 @@ class CompiledEngine(DeepProbLogEngine):
                 self._labels[label] = self.program_for(query, all_answers=self.circuits == "answers")
             found.append(self._labels[label])
         program = found[0][0]  # the template's one circuit (its labels' circuits merge into one)
-        answers = program.run({leaf: leaves[leaf] for leaf in program.leaves()}, self._parameters(), self.semiring)
+        used = {leaf: leaves[leaf] for leaf in program.leaves()}
+        answers = program.run(used, self.program_parameters.each(), self.semiring)
         return self._picked(answers, [name for _, name in found], len(labels))
 
     def log_likelihood(self, leaves: Leaves, labels: Sequence[Term]) -> torch.Tensor:

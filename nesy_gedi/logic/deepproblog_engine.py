@@ -10,16 +10,18 @@ import contextlib
 import io
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from deepproblog.engines import ExactEngine
 from deepproblog.model import Model
 from deepproblog.network import Network
-from deepproblog.optimizer import SGD
 from deepproblog.query import Query
-from problog.logic import Constant, Term
+from deepproblog.semiring.graph_semiring import GraphSemiring
+from problog.logic import AnnotatedDisjunction, Constant, Or, Term
 from torch import nn
 
+from nesy_gedi.logic.parameters import ProgramParameters
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.logic.query import QueryTemplate
 
@@ -58,52 +60,65 @@ Leaves = dict[tuple[str, str], torch.Tensor]
 """per (network, placeholder), the network's distribution for that placeholder's image of each query (batch, domain)"""
 
 
-class DeepProbLogEngine:
+class _ParameterSemiring(GraphSemiring):
+    """DeepProbLog's semiring reading each `t(i)` from the program's parameter module (a tensor in the
+    autograd graph) instead of its float list and SGD hooks."""
+
+    def __init__(self, model: Model, substitution: dict, values: dict, parameters: list[torch.Tensor]) -> None:
+        super().__init__(model, substitution, values)
+        self.parameters = parameters
+
+    def value(self, a, key=None):
+        if type(a) is Term and a.functor == "t":
+            return self.parameters[int(a.args[0])]
+        return super().value(a, key)
+
+
+def parameter_names(model: Model) -> list[str]:
+    """What each of DeepProbLog's `t(_)` parameters is the probability of (`coin(1)`, `f(X)`), in its order."""
+    names: dict[int, str] = {}
+    for statement in model.program:
+        if isinstance(statement, AnnotatedDisjunction):
+            heads = statement.heads
+        elif isinstance(statement, Or):
+            heads = statement.to_list()
+        else:
+            heads = [getattr(statement, "head", statement)]
+        for head in heads:
+            p = head.probability
+            if isinstance(p, Term) and p.functor == "t":
+                names[int(p.args[0])] = str(head.with_probability(None))
+    return [names[i] for i in range(len(model.parameters))]
+
+
+class DeepProbLogEngine(nn.Module):
     """Exact inference with DeepProbLog 2.1: one SDD per query template, cached in memory. The networks'
     distributions come in as leaves (`log_likelihood`), or are computed once per batch from the queries'
-    images (`probabilities`); ProbLog reads them through lookup networks."""
+    images (`probabilities`); ProbLog reads them through lookup networks, and the program's `t(_)`
+    probabilities from `program_parameters`, a module the run's optimiser trains."""
 
     def __init__(
         self,
         program: Program,
         networks: dict[str, nn.Module],
         sources: dict[str, torch.Tensor],
-        param_lr: float,
         template: QueryTemplate | None = None,
     ) -> None:
-        self.program, self.networks, self.sources, self.template = program, networks, sources, template
+        super().__init__()
+        self.networks = nn.ModuleDict(networks)
+        self.program, self.sources, self.template = program, sources, template
         self._tables: dict[str, torch.Tensor] = {}
+        self._parameters_now: list[torch.Tensor] = []
         dpl_networks = [Network(_Leaves(self._tables, name), name, batching=True) for name in networks]
         with contextlib.redirect_stdout(io.StringIO()):  # DeepProbLog prints "Caching ACs"
             self.model = Model(program.text, dpl_networks, load=False)
             self.model.set_engine(ExactEngine(self.model), cache=True)
         self.model.add_tensor_source(LEAVES, _Index())
-        if self.model.parameters:  # learnable t(_) probabilities are updated by DeepProbLog's own SGD
-            self.model.optimizer = SGD(self.model, param_lr)
+        self.model.solver.semiring = partial(_ParameterSemiring, parameters=self._parameters_now)
+        self.program_parameters = ProgramParameters(
+            self.model.parameters, self.model.parameter_groups, parameter_names(self.model)
+        )
         self._readers: dict[Term, dict[str, list[int]]] = {}
-
-    def set_optimizers(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        for name, optimizer in optimizers.items():
-            self.model.networks[name].optimizer = optimizer
-
-    def zero_grad(self) -> None:
-        self.model.optimizer.zero_grad()
-
-    def step(self) -> None:
-        """One optimiser step for every network and for the program's t(_) parameters."""
-        self.model.optimizer.step()
-
-    def train(self) -> None:
-        for net in self.networks.values():
-            net.train()
-
-    def eval(self) -> None:
-        for net in self.networks.values():
-            net.eval()
-
-    @property
-    def parameters(self) -> list[float]:
-        return self.model.parameters
 
     def images(self, refs: Sequence[Term]) -> torch.Tensor:
         """Images for `tensor(source(i))` terms, gathered with one index per source."""
@@ -170,10 +185,12 @@ class DeepProbLogEngine:
     def _solve(self, queries: Sequence[Query], tables: dict[str, torch.Tensor]) -> list:
         self._tables.clear()
         self._tables.update(tables)
+        self._parameters_now[:] = self.program_parameters.each()
         try:
             return self.model.solve(queries)
         finally:
             self._tables.clear()
+            self._parameters_now.clear()
 
     def _probabilities(self, queries: Sequence[Query], tables: dict[str, torch.Tensor]) -> torch.Tensor:
         results = self._solve(queries, tables)

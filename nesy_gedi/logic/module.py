@@ -24,7 +24,8 @@ class ProgramModule(nn.Module):
     (an input of N images: (batch, N, domain)) returns (batch, answers): p(answer) for every value in
     `module.answers`. A true/false query (`output` None) has the one answer `true`. An input that two
     networks read is given per network: `{("digit_net", "A"): ..., ("parity_net", "A"): ...}`. The
-    program's learnable `t(p)` probabilities are `nn.Parameter`s of the module. With `semiring="log"` it
+    program's learnable `t(p)` probabilities are `program_parameters`, the module `nesy-gedi run` trains
+    (logits: a fact's sigmoid, a disjunction's softmax; `.values()` reads them). With `semiring="log"` it
     returns log p(answer) (no underflow of tiny probabilities; refused for a `t(_)` annotated disjunction)."""
 
     def __init__(
@@ -41,15 +42,13 @@ class ProgramModule(nn.Module):
         self.program = program if isinstance(program, Program) else Program(program)
         self.template = QueryTemplate(self.program, term, output, inputs)
         networks = {p.network: nn.Identity() for p in self.program.neural_predicates}
-        engine = CompiledEngine(self.program, networks, {}, 0.0, Path(cache_dir) if cache_dir else None)
+        engine = CompiledEngine(self.program, networks, {}, Path(cache_dir) if cache_dir else None)
         ind = () if self.template.boolean else (self.template.output_index,)
         self.circuit, _ = engine.program_for(Query(self.template.term, output_ind=ind), all_answers=True)
         self.names = list(self.circuit.roots)
         self.answers = [self.circuit.outputs[name] for name in self.names]
         """the answer each output column stands for"""
-        self.parameters_t = nn.ParameterList(
-            [nn.Parameter(torch.tensor(float(p), dtype=torch.get_default_dtype())) for p in engine.model.parameters]
-        )
+        self.program_parameters = engine.program_parameters
         placeholder = {str(ph): p for p, ph in enumerate(self.template.images)}
         owner = [(name, k) for name, count in self.template.counts.items() for k in range(count)]
         self._leaves = {leaf: owner[placeholder[leaf[1]]] for leaf in self.circuit.leaves()}
@@ -64,5 +63,5 @@ class ProgramModule(nn.Module):
 
     def forward(self, probabilities: Mapping[str | tuple[str, str], torch.Tensor]) -> torch.Tensor:
         leaves = {leaf: self._leaf(probabilities, leaf[0], *where) for leaf, where in self._leaves.items()}
-        values = self.circuit.run(leaves, list(self.parameters_t), self.semiring)
+        values = self.circuit.run(leaves, self.program_parameters.each(), self.semiring)
         return torch.stack([values[name] for name in self.names], -1)

@@ -10,10 +10,12 @@ constants `true` and `false`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from problog import get_evaluatable
 from problog.engine import DefaultEngine
 from problog.errors import ProbLogError
@@ -75,12 +77,26 @@ def _heads(clause: Term) -> list[Term]:
     return [clause]
 
 
-class Program:
-    """A program file, checked on load so that mistakes are reported with the file and line."""
+UNSET = re.compile(r"\bt\(\s*_\s*\)")
+"""a learnable probability without an initial value, `t(_)`"""
 
-    def __init__(self, path: str | Path) -> None:
+
+def _start_unset(text: str, seed: int) -> tuple[str, set[int]]:
+    """The text with each `t(_)` given a seeded initial value in (0.05, 0.95) (DeepProbLog draws one with
+    Python's unseeded `random()`), and the lines where that happened."""
+    rng = np.random.default_rng([seed, 7])
+    lines = {text.count("\n", 0, m.start()) + 1 for m in UNSET.finditer(text)}
+    return UNSET.sub(lambda _: f"t({rng.uniform(0.05, 0.95):.6f})", text), lines
+
+
+class Program:
+    """A program file, checked on load so that mistakes are reported with the file and line. `seed` starts
+    every `t(_)` without an initial value."""
+
+    def __init__(self, path: str | Path, seed: int = 0) -> None:
         self.path = Path(path)
-        self.text = _read_text(self.path)
+        self.text, self.unset = _start_unset(_read_text(self.path), seed)
+        """`unset`: the lines whose `t(_)` had no initial value"""
         try:
             self.clauses = list(PrologString(self.text))
         except ProbLogError as exc:
@@ -272,11 +288,6 @@ class Program:
             p = head.probability
             if not (isinstance(p, Term) and p.functor == "t"):
                 return head
-            if isinstance(p.args[0], Var):
-                raise UserError(
-                    f"{self.path}:{self._line(clause)}: `t(_)` has no initial value, so the program's own "
-                    "distribution over answers is not defined; write e.g. `t(0.5)::...`"
-                )
             return head.with_probability(Constant(float(p.args[0])))
 
         if isinstance(clause, AnnotatedDisjunction):
