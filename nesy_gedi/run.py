@@ -113,6 +113,8 @@ def choose_starts(
 def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, list[str]]:
     """Answer and concept metrics per split, the run's class, confusion matrices, samples, exported networks."""
     metrics: dict = {}
+    if len(task.engine.program_parameters):  # the ceiling and the program's answers with what was learned
+        task.program.use_values(task.engine.program_parameters().tolist())
     for name, queries in task.splits.items():  # "id" (the test queries) and, for a restricted task, "ood"
         metrics[name] = split_metrics(
             task.engine,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from problog.logic import Constant
+from problog.logic import Constant, Term, Var
 
 import nesy_gedi
 from nesy_gedi.cli import main
@@ -49,6 +49,25 @@ def test_sampled_labels_from_a_program_with_t_without_value_are_refused(tmp_path
     assert main(["run", str(TASK), *sets]) == 2
     assert "faulty_sensor.pl:5 has `t(_)` without an initial value" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_programs_own_inference_takes_the_learned_values_in_deepproblogs_order(tmp_path):
+    """The accuracy ceiling and the program's answers after training use what was learned, each value on
+    its own fact (the order of DeepProbLog's parameters)."""
+    path = tmp_path / "p.pl"
+    path.write_text(
+        "nn(mnist_net, [X], Y, [0,1,2,3,4,5,6,7,8,9]) :: digit(X, Y).\n"
+        "t(0.5) :: c(0); t(0.5) :: c(1).\nt(_) :: faulty.\n"
+        "r(X, Z) :- digit(X, A), c(C), \\+ faulty, Z is A + C.\n"
+        "r(X, Z) :- digit(X, A), faulty, Z is A + 5.\n"
+    )
+    program = Program(path, seed=4)
+    engine = CompiledEngine(program, {"mnist_net": torch.nn.Identity()}, {})
+    assert list(engine.program_parameters.values()) == ["c(0)", "c(1)", "faulty"]
+    x, z = Term("x"), Var("Z")
+    program.use_values([0.7, 0.3, 0.1])
+    found = program.distribution(Term("r", x, z), z, [x], [2])
+    assert {int(k): round(v, 9) for k, v in found.items()} == {2: 0.63, 3: 0.27, 7: 0.1}
 
 
 def test_program_module_and_the_run_read_the_same_parameters_with_the_same_gradients():

@@ -89,6 +89,11 @@ def _start_unset(text: str, seed: int) -> tuple[str, set[int]]:
     return UNSET.sub(lambda _: f"t({rng.uniform(0.05, 0.95):.6f})", text), lines
 
 
+def _learned(head: Term) -> bool:
+    """A head whose probability the run learns: `t(p)`."""
+    return isinstance(head.probability, Term) and head.probability.functor == "t"
+
+
 class Program:
     """A program file, checked on load so that mistakes are reported with the file and line. `seed` starts
     every `t(_)` without an initial value."""
@@ -126,6 +131,17 @@ class Program:
             raise UserError(f"{where}: {str(exc).rstrip('.')}; rename the predicate") from None
         self._answers: dict[tuple, Term] = {}
         self._distributions: dict[tuple, Distribution] = {}
+        learned = [h for c in self.clauses for h in _heads(c) if _learned(h)]
+        self._parameter = {id(head): i for i, head in enumerate(learned)}
+        """each `t(_)` head's index among the program's learnable probabilities (DeepProbLog's order)"""
+        self._values: list[float] | None = None
+
+    def use_values(self, values: Sequence[float]) -> None:
+        """The program's own inference (`distribution`, `answer`) takes these learned `t(_)` probabilities
+        (DeepProbLog's order) instead of the initial ones, e.g. for the accuracy ceiling after training."""
+        self._values = list(values)
+        self._answers.clear()
+        self._distributions.clear()
 
     @staticmethod
     def _neural_head(head: Term) -> bool:
@@ -282,13 +298,15 @@ class Program:
         return self._answers[key]
 
     def _fixed(self, clause: Term) -> Term:
-        """A statement with each learnable `t(p)` at its initial value p, for ProbLog's own inference."""
+        """A statement with each learnable `t(p)` at its initial value p (or its learned one, `use_values`), for
+        ProbLog's own inference."""
 
         def value(head: Term) -> Term:
-            p = head.probability
-            if not (isinstance(p, Term) and p.functor == "t"):
+            if not _learned(head):
                 return head
-            return head.with_probability(Constant(float(p.args[0])))
+            if self._values is None:
+                return head.with_probability(Constant(float(head.probability.args[0])))
+            return head.with_probability(Constant(self._values[self._parameter[id(head)]]))
 
         if isinstance(clause, AnnotatedDisjunction):
             return AnnotatedDisjunction([value(h) for h in clause.heads], clause.body)
