@@ -85,6 +85,32 @@ class ChainSpec(_Strict):
     )
 
 
+class EngineSpec(_Strict):
+    kind: Literal["compiled", "deepproblog"] = Field(
+        "compiled",
+        description="`compiled`: one circuit per query shape, evaluated in batches; `deepproblog`: its ExactEngine",
+    )
+    circuits: Literal["answers", "labels"] = Field(
+        "answers",
+        description="compiled engine's training circuits: one all-answers circuit per query shape, or one per label "
+        "(for programs whose all-answers circuit is too large)",
+    )
+    semiring: Literal["real", "log"] = Field(
+        "real",
+        description="compiled engine's arithmetic: `real` (DeepProbLog's) or `log` (log-probabilities: no underflow "
+        "of tiny probabilities; refused for a program with a t(_) annotated disjunction)",
+    )
+    chain: ChainSpec | None = Field(
+        None,
+        description="compiled engine: the query is a chain of steps over list inputs (digit-by-digit N-digit "
+        "addition); each step's circuit is compiled once and the steps composed exactly (docs/tasks.md)",
+    )
+
+
+RENAMED = {"engine_circuits": "engine.circuits", "engine_chain": "engine.chain", "engine_semiring": "engine.semiring"}
+"""keys of the task that moved into the `engine:` section"""
+
+
 class NetworkSpec(_Strict):
     arch: str = Field(description="architecture from the network registry (docs/methods.md), e.g. `mnist_lenet`")
     init: str | None = Field(None, description="a `nesy-gedi pretrain` run folder: start this network from its weights")
@@ -239,25 +265,7 @@ class TaskConfig(_RunSpec):
     query: QuerySpec
     networks: dict[str, NetworkSpec] = Field(description="one entry per network named in an `nn/4` of the program")
     method: str = Field("dpl", description="training method (docs/methods.md); `dpl` = the query loss only")
-    engine: Literal["compiled", "deepproblog"] = Field(
-        "compiled",
-        description="`compiled`: one circuit per query shape, evaluated in batches; `deepproblog`: its ExactEngine",
-    )
-    engine_circuits: Literal["answers", "labels"] = Field(
-        "answers",
-        description="compiled engine's training circuits: one all-answers circuit per query shape, or one per label "
-        "(for programs whose all-answers circuit is too large)",
-    )
-    engine_chain: ChainSpec | None = Field(
-        None,
-        description="compiled engine: the query is a chain of steps over list inputs (digit-by-digit N-digit "
-        "addition); each step's circuit is compiled once and the steps composed exactly (docs/tasks.md)",
-    )
-    engine_semiring: Literal["real", "log"] = Field(
-        "real",
-        description="compiled engine's arithmetic: `real` (DeepProbLog's) or `log` (log-probabilities: no underflow "
-        "of tiny probabilities; refused for a program with a t(_) annotated disjunction)",
-    )
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="how the program is evaluated")
     data: DataSpec = Field(default_factory=DataSpec)
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="views of self-supervised methods")
     sgld: SGLDSpec = Field(default_factory=SGLDSpec, description="negatives of generative methods")
@@ -393,6 +401,19 @@ def _where(loc: tuple, path: Path, lines: dict[tuple, int], overrides: dict[str,
     return f"{path}: key '{dotted}'"
 
 
+def _refuse_old_engine_keys(data: dict, where: Callable[[str], str]) -> None:
+    """The four flat `engine*` keys are one `engine:` section now: say how to write them."""
+    if isinstance(data.get("engine"), str):
+        kind = data["engine"]
+        raise UserError(f"{where('engine')}: `engine: {kind}` is now written `engine: {{kind: {kind}}}`")
+    for old, new in RENAMED.items():
+        if old in data:
+            raise UserError(
+                f"{where(old)}: `{old}` is now `{new}`, in the task's one `engine:` section, e.g. "
+                f"`engine: {{kind: compiled, {new.split('.')[1]}: ...}}`"
+            )
+
+
 def load_config(
     path: str | Path,
     overrides: dict[str, str] | None = None,
@@ -427,6 +448,8 @@ def load_config(
         raise UserError(f"{path}: a program task (it has a program:); run it with nesy-gedi run")
     for key, value in overrides.items():
         _set_dotted(data, key, parse_value(value))
+    if kind is TaskConfig:
+        _refuse_old_engine_keys(data, lambda key: _where((key,), path, lines, overrides))
     try:
         config = kind.model_validate(data)
     except ValidationError as exc:

@@ -70,18 +70,18 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     if not program_task:
         return
     _check_data(config, where)
-    if config.engine_chain is not None:
+    if config.engine.chain is not None:
         _check_chain(config, where)
     program = task_logic(config)[0]  # a program that cannot be read, parsed or asked fails here, before any run
-    if config.engine_semiring == "log" and config.engine != "compiled":
+    if config.engine.semiring == "log" and config.engine.kind != "compiled":
         raise UserError(
-            f"{where(('engine_semiring',))}: the log semiring is the compiled engine's; set engine: compiled"
+            f"{where(('engine', 'semiring'))}: the log semiring is the compiled engine's; set engine.kind: compiled"
         )
-    if config.engine_semiring == "log" and (line := program.learned_disjunction()) is not None:
+    if config.engine.semiring == "log" and (line := program.learned_disjunction()) is not None:
         raise UserError(
-            f"{where(('engine_semiring',))}: the log semiring is not exact for {program.path}:{line}, an annotated "
+            f"{where(('engine', 'semiring'))}: the log semiring is not exact for {program.path}:{line}, an annotated "
             "disjunction with learnable t(_) probabilities (its 'none' weight 1 - sum t can be exactly 0); use "
-            "engine_semiring: real"
+            "engine.semiring: real"
         )
     for name, spec in config.networks.items():
         if METHODS[config.method].needs_pretrained and spec.init is None and spec.pretrain is None:
@@ -115,11 +115,11 @@ def _check_chain(config: TaskConfig, where: Where) -> None:
     """A chain needs the compiled engine and a labelled query over lists of one length (its predicates are
     checked where the template is made, `_chain_step`)."""
     forms = {name: spec if isinstance(spec, (str, int)) else spec.images for name, spec in config.query.inputs.items()}
-    if config.engine != "compiled":
-        raise UserError(f"{where(('engine_chain',))}: a chain is the compiled engine's; set engine: compiled")
+    if config.engine.kind != "compiled":
+        raise UserError(f"{where(('engine', 'chain'))}: a chain is the compiled engine's; set engine.kind: compiled")
     if config.query.output is None or "image" in forms.values() or len(set(forms.values())) != 1:
         raise UserError(
-            f"{where(('engine_chain',))}: a chain needs a query with an output whose inputs are all lists of one "
+            f"{where(('engine', 'chain'))}: a chain needs a query with an output whose inputs are all lists of one "
             f"length N (query.inputs: {forms})"
         )
 
@@ -185,14 +185,14 @@ def task_logic(config: TaskConfig) -> tuple[Program, QueryTemplate, dict[str, in
 
 
 def _chain_term(key: str, text: str, arity: int | None, program: Program) -> Term:
-    """`engine_chain.<key>` as a term; with an `arity`, a predicate the program must define."""
+    """`engine.chain.<key>` as a term; with an `arity`, a predicate the program must define."""
     try:
         term = Term.from_string(text)
     except Exception:  # ProbLog's parser raises several kinds
-        raise UserError(f"engine_chain.{key}: '{text}' is not a ProbLog term, e.g. column(X, Y, C, D, C2)") from None
+        raise UserError(f"engine.chain.{key}: '{text}' is not a ProbLog term, e.g. column(X, Y, C, D, C2)") from None
     if arity is not None and (term.arity != arity or not program.defines(term.functor, arity)):
         raise UserError(
-            f"engine_chain.{key}: {program.path} must define {term.functor}/{arity} (one argument per list input, "
+            f"engine.chain.{key}: {program.path} must define {term.functor}/{arity} (one argument per list input, "
             f"then state, output, next state for the step; label, N, outputs, last state for the split); it "
             f"defines {program.defined()}"
         )
@@ -200,9 +200,9 @@ def _chain_term(key: str, text: str, arity: int | None, program: Program) -> Ter
 
 
 def _chain_step(config: TaskConfig, program: Program) -> Term | None:
-    """A chain task's step goal with its state given (`engine_chain.start`); the step and split predicates
+    """A chain task's step goal with its state given (`engine.chain.start`); the step and split predicates
     checked against the program."""
-    chain = config.engine_chain
+    chain = config.engine.chain
     if chain is None:
         return None
     k = len(config.query.inputs)
@@ -406,14 +406,14 @@ class Assembled:
 def with_engine(config: TaskConfig, data: TaskData, started: Started, cache: Path) -> Assembled:
     """The engine over the started networks, and the learner that trains them."""
     engine = make_engine(
-        config.engine,
+        config.engine.kind,
         data.program,
         started.predicates,
         data.tensors,
         cache / "circuits",
-        config.engine_circuits,
-        config.engine_semiring,
-        config.engine_chain,
+        config.engine.circuits,
+        config.engine.semiring,
+        config.engine.chain,
         data.template,
     )
     learner = QueryLearner(

@@ -24,7 +24,7 @@ add([X|Xs], [Y|Ys], Carry, [D|Ds]) :-
 value([], 0).
 value([D|Ds], V) :- value(Ds, V0), V is D + 10 * V0.
 
-% For the compiled engine's chain (engine_chain in tasks/mnist_multi_add_15.yaml): one position of the sum,
+% For the compiled engine's chain (engine.chain in tasks/mnist_multi_add_15.yaml): one position of the sum,
 % least significant first (digits X and Y with carry C give digit D of the sum and carry C2), and a sum
 % split into its N digits, least significant first, and what remains (the final carry).
 column(X, Y, C, D, C2) :- digit(X, DX), digit(Y, DY), S is DX + DY + C, D is S mod 10, C2 is S // 10.

@@ -23,3 +23,12 @@ def test_engine_benchmark_builds_queries_both_engines_answer_alike(mnist, monkey
         dpl = engines["deepproblog"].probabilities(base)
         ours = engines["compiled"].probabilities(base)
     assert torch.allclose(dpl, ours, atol=1e-5) and (ours > 0).all()
+
+
+def test_the_floor_benchmark_times_the_same_computation(monkeypatch):
+    """bench/floor.py's plain-torch step computes the toolkit's query loss (it asserts so before timing)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    floor = importlib.import_module("floor")
+    for n in (1, 4):
+        ours, plain = floor.measure(n, batch=4, rounds=1, steps=1)
+        assert ours > 0 and plain > 0

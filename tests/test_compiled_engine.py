@@ -318,8 +318,8 @@ def test_log_semiring_is_refused_for_a_learnable_disjunction(tmp_path, task_file
     from nesy_gedi.errors import UserError
     from nesy_gedi.task import load_task
 
-    path = task_file(program=FACTS_AND_PARAMETERS.replace("digit_net", "mnist_net"), engine_semiring="log")
-    with pytest.raises(UserError, match=r"engine_semiring.*prog\.pl:5.*engine_semiring: real"):
+    path = task_file(program=FACTS_AND_PARAMETERS.replace("digit_net", "mnist_net"), engine={"semiring": "log"})
+    with pytest.raises(UserError, match=r"engine.semiring.*prog\.pl:5.*engine.semiring: real"):
         load_task(path)
     (tmp_path / "p.pl").write_text(FACTS_AND_PARAMETERS)
     program = Program(tmp_path / "p.pl")
@@ -358,7 +358,7 @@ CHAIN = {"step": "column(X, Y, Carry, Digit, Next)", "split": "digits(Sum, N, Di
 
 @pytest.mark.parametrize(("n", "semiring"), [(2, "real"), (3, "real"), (3, "log")])
 def test_a_chain_composed_from_one_step_circuit_is_deepproblogs_whole_query(n, semiring):
-    """The digit-by-digit program's query composed from its one-position circuit (`engine_chain`) gives
+    """The digit-by-digit program's query composed from its one-position circuit (`engine.chain`) gives
     DeepProbLog's probabilities and gradients for the whole query, at N = 2 and 3, real and log semiring;
     predictions are the program's answers for the most probable digits."""
     from nesy_gedi.logic.chain_engine import ChainEngine
@@ -415,7 +415,7 @@ def test_a_chain_step_that_is_not_a_function_is_refused(tmp_path):
         program, {"mnist_net": Lookup(4, 10)}, {"train": torch.arange(4.0).view(4, 1)}, template, CHAIN["split"]
     )
     query = template.query(["train"] * 4, range(4), Constant(10))
-    with pytest.raises(UserError, match=r"engine_chain.step: in state 0 .* total probability 2, not 1"):
+    with pytest.raises(UserError, match=r"engine.chain.step: in state 0 .* total probability 2, not 1"):
         engine.probabilities([query])
 
 
@@ -423,10 +423,10 @@ def test_a_chain_step_that_is_not_a_function_is_refused(tmp_path):
     ("change", "message"),
     [
         ({"query": {"term": "addition(A, B, Sum)", "output": "Sum", "inputs": {"A": "image", "B": 2}}}, "all lists"),
-        ({"engine_chain": {**CHAIN, "step": "colum(X, Y, C, D, C2)"}}, "must define colum/5"),
-        ({"engine_chain": {**CHAIN, "split": "digits(Sum, Digits)"}}, "must define digits/4"),
-        ({"engine": "deepproblog"}, "set engine: compiled"),
-        ({"engine_chain": {**CHAIN, "start": "a("}}, "not a ProbLog term"),
+        ({"engine": {"chain": {**CHAIN, "step": "colum(X, Y, C, D, C2)"}}}, "must define colum/5"),
+        ({"engine": {"chain": {**CHAIN, "split": "digits(Sum, Digits)"}}}, "must define digits/4"),
+        ({"engine": {"kind": "deepproblog", "chain": CHAIN}}, "set engine.kind: compiled"),
+        ({"engine": {"chain": {**CHAIN, "start": "a("}}}, "not a ProbLog term"),
     ],
 )
 def test_a_wrong_chain_is_one_clear_message(task_file, tmp_path, capsys, change, message):
@@ -434,11 +434,28 @@ def test_a_wrong_chain_is_one_clear_message(task_file, tmp_path, capsys, change,
 
     base = {
         "query": {"term": "addition(A, B, Sum)", "output": "Sum", "inputs": {"A": 2, "B": 2}},
-        "engine_chain": CHAIN,
+        "engine": {"chain": CHAIN},
     }
     text = (ROOT / "programs" / "mnist_multi_addition_carry.pl").read_text()
     path = task_file(program=text, **{**base, **change})
     assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "engine_chain" in err and message in err and "Traceback" not in err
+    assert "engine.chain" in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"engine_semiring": "log"}, "`engine_semiring` is now `engine.semiring`"),
+        ({"engine_circuits": "labels"}, "`engine_circuits` is now `engine.circuits`"),
+        ({"engine": "deepproblog"}, "`engine: deepproblog` is now written `engine: {kind: deepproblog}`"),
+    ],
+)
+def test_the_old_engine_keys_are_refused_with_the_new_spelling(task_file, tmp_path, capsys, change, message):
+    from nesy_gedi.cli import main
+
+    assert main(["run", str(task_file(**change)), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "task.yaml:" in err and message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()

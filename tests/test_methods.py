@@ -111,7 +111,7 @@ def test_every_method_trains_a_few_steps_with_finite_terms(method, tmp_path, pre
 def learner_for(engine: str, method: str) -> QueryLearner:
     """The learner `nesy-gedi run` would train, on the tiny task, with a network without batch norm
     (batch statistics would make two passes over the same batch differ)."""
-    sets = {**TINY, "engine": engine, "method": method, "networks.mnist_net.arch": "mnist_lenet"}
+    sets = {**TINY, "engine.kind": engine, "method": method, "networks.mnist_net.arch": "mnist_lenet"}
     return assemble(load_task(TASK, sets), torch.device("cpu"), default_cache_dir()).learner
 
 
@@ -252,10 +252,10 @@ def test_a_training_step_calls_each_network_once(engine, method):
 
 def test_a_batch_normalised_network_reads_one_image_queries_under_deepproblog(tmp_path):
     """DeepProbLog's engine asks a network per query; ours are called on the whole batch first, so a
-    batch-normalised network trains on single-image queries under `engine: deepproblog` too."""
+    batch-normalised network trains on single-image queries under `engine.kind: deepproblog` too."""
     sets = {
         **TINY,
-        "engine": "deepproblog",
+        "engine.kind": "deepproblog",
         "networks.mnist_net.arch": "mnist_lenet_bn",
         "data.train_size": "40",
         "data.test_size": "10",

@@ -109,7 +109,7 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_run, tmp_path, monkeypa
 
 def test_both_engines_train_alike(tiny_run, tmp_path):
     """The compiled engine (default) and DeepProbLog's own engine give the same run, up to float32 rounding."""
-    config = load_task(ROOT / "tasks" / "mnist_add.yaml", {**TINY, "engine": "deepproblog"})
+    config = load_task(ROOT / "tasks" / "mnist_add.yaml", {**TINY, "engine.kind": "deepproblog"})
     theirs = run_task(config, RunDir(tmp_path), command="test")
     ours = tiny_run[1]
     assert ours["concept_accuracy"] == pytest.approx(theirs["concept_accuracy"], abs=0.02)

@@ -274,7 +274,7 @@ class TracingSemiring(GraphSemiring):
             return self._node("param", int(a.args[0]))
         if isinstance(a, Term) and a.functor == "tensor":
             raise UserError(
-                f"the compiled engine does not support tensor-valued probabilities ({a}); use engine: deepproblog"
+                f"the compiled engine does not support tensor-valued probabilities ({a}); use engine.kind: deepproblog"
             )
         return super().value(a, key)
 

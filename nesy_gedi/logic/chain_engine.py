@@ -2,7 +2,7 @@
 
 Digit-by-digit addition of N-digit numbers has about as many labels as queries, and one label's circuit
 grows with N (at N = 8 one label did not compile in 10 minutes on the project's machine). When the task
-says how the query decomposes (`engine_chain`: a step predicate over one element of each list input, a
+says how the query decomposes (`engine.chain`: a step predicate over one element of each list input, a
 state passed from step to step, one output per step, and a predicate that splits a label into the steps'
 outputs and the state after the last step), the engine compiles the step's all-answers circuit once per
 state and composes: p(label) = Σ over state sequences s_0 = start, ..., s_N = last of Π_i p(step_i(s_i →
@@ -30,7 +30,7 @@ from nesy_gedi.logic.query import QueryTemplate
 
 
 class ChainEngine(CompiledEngine):
-    """The compiled engine for a task with `engine_chain`: `template.step` is the step goal from its start
+    """The compiled engine for a task with `engine.chain`: `template.step` is the step goal from its start
     state, `split` the split predicate, `order` "last" when the first step reads the lists' last elements."""
 
     def __init__(
@@ -97,7 +97,7 @@ class ChainEngine(CompiledEngine):
         if not torch.allclose(total, torch.ones_like(total)):
             name = f"{self.step_goal.functor}/{self.step_goal.arity}"
             raise UserError(
-                f"engine_chain.step: in state {state} the answers of {name} have total probability "
+                f"engine.chain.step: in state {state} the answers of {name} have total probability "
                 f"{float(total[0]):.4g}, not 1: every world must give each step exactly one output and one next state"
             )
 
@@ -109,12 +109,12 @@ class ChainEngine(CompiledEngine):
             found = {(args[2], args[3]) for args in self.program.solve(goal)}
             if len(found) != 1:
                 raise UserError(
-                    f"engine_chain.split: {goal} has {len(found)} answers; it must split every label in exactly one way"
+                    f"engine.chain.split: {goal} has {len(found)} answers; it must split every label in exactly one way"
                 )
             outputs, last = found.pop()
             items = _list(outputs)
             if len(items) != self.length:
-                raise UserError(f"engine_chain.split: {goal} gives {len(items)} outputs for {self.length} steps")
+                raise UserError(f"engine.chain.split: {goal} gives {len(items)} outputs for {self.length} steps")
             self._splits[key] = ([str(o) for o in items], str(last))
         return self._splits[key]
 

@@ -204,8 +204,8 @@ class _Layers:
     def __init__(self, circuit: Circuit, semiring: str) -> None:
         if semiring == "log" and any(v.learned_complement for v in circuit.variables):
             raise UserError(
-                "engine_semiring: log is not exact for a t(_) annotated disjunction (its 'none' weight 1 - sum t "
-                "can be exactly 0); use engine_semiring: real"
+                "engine.semiring: log is not exact for a t(_) annotated disjunction (its 'none' weight 1 - sum t "
+                "can be exactly 0); use engine.semiring: real"
             )
         self.semiring = semiring
         self.forced = [i for i, v in enumerate(circuit.variables) if semiring == "log" and v.zero_if_normalised]

@@ -38,7 +38,7 @@ class QueryTemplate:
     ) -> None:
         self.program = program
         self.step = step
-        """a chain task's step goal (`engine_chain`), its list elements and outputs unbound, its state given"""
+        """a chain task's step goal (`engine.chain`), its list elements and outputs unbound, its state given"""
         try:
             parsed = Term.from_string(term)
         except ProbLogError as exc:
