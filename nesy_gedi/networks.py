@@ -190,17 +190,6 @@ class Mlp2d(nn.Module):
         return self.head(self.body(x))
 
 
-class PredicateHead(nn.Module):
-    """What DeepProbLog calls for `nn(net, [X], Y, Domain)`: p(Y | X) over the domain, from the logits."""
-
-    def __init__(self, logits_net: nn.Module) -> None:
-        super().__init__()
-        self.logits_net = logits_net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits_net(x), dim=-1)
-
-
 def _factory(arch: str, key: str) -> Callable[[int], nn.Module]:
     """A registered architecture, or `package.module:factory` imported from the user's code."""
     if arch in ARCHITECTURES:

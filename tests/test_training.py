@@ -17,7 +17,7 @@ from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.networks import PredicateHead, build_network
+from nesy_gedi.networks import build_network
 from nesy_gedi.run import run_task
 from nesy_gedi.rundir import RunDir
 from nesy_gedi.task import load_task
@@ -51,7 +51,8 @@ def test_symbolic_loss_equals_deepproblog_cross_entropy(mnist):
     our_grads = [p.grad.clone() for p in net.parameters()]
 
     net.zero_grad()  # DeepProbLog itself, its networks reading the images: an oracle independent of the engine
-    model = Model(program.text, [Network(PredicateHead(net), "mnist_net", batching=True)], load=False)
+    head = torch.nn.Sequential(net, torch.nn.Softmax(-1))  # what DeepProbLog calls: p(digit | image)
+    model = Model(program.text, [Network(head, "mnist_net", batching=True)], load=False)
     model.set_engine(ExactEngine(model), cache=True)
     images = to_tensor(mnist.train.images)
     model.add_tensor_source("train", {(Constant(i),): images[i] for i in range(16)})

@@ -212,15 +212,15 @@ class DeepProbLogEngine(nn.Module):
         assert self.template is not None, "log_likelihood needs the engine's query template"
         template, batch = self.template, len(labels)
         count = len(template.images)
-        rows = torch.arange(batch * count).view(batch, count)
         tables = {}
         for (net, ph), values in leaves.items():
             if net not in tables:
                 tables[net] = values.new_zeros(batch, count, values.shape[-1])
-            tables[net] = tables[net].index_copy(1, torch.tensor([template.position[ph]]), values.unsqueeze(1))
-        queries = [
+            where = torch.tensor([template.position[ph]], device=values.device)
+            tables[net] = tables[net].index_copy(1, where, values.unsqueeze(1))
+        queries = [  # image p of query b is row b * count + p of every network's table
             template.with_label(
-                {ph: Term("tensor", Term(LEAVES, Constant(int(rows[b, p])))) for p, ph in enumerate(template.images)},
+                {ph: Term("tensor", Term(LEAVES, Constant(b * count + p))) for p, ph in enumerate(template.images)},
                 label,
             )
             for b, label in enumerate(labels)
