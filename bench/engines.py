@@ -24,15 +24,15 @@ from deepproblog.query import Query
 from problog.logic import Constant, Term, Var, list2term
 from sections import table_section, write_section
 
+from nesy_gedi.commands.runner import peak_memory_mb
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.data.mnist import load_mnist
-from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.compiled_engine import CompiledEngine
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
-from nesy_gedi.runner import peak_memory_mb
+from nesy_gedi.training.learners import symbolic_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.tracer import TensorProgram, trace  # noqa: E402  the former evaluator, now the tests' oracle

@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from timing import interleaved_times, median  # noqa: E402
 
+from nesy_gedi.assembly.task import assemble, load_task  # noqa: E402
 from nesy_gedi.data.mnist import default_cache_dir  # noqa: E402
-from nesy_gedi.learners import symbolic_loss  # noqa: E402
-from nesy_gedi.rundir import RunDir  # noqa: E402
-from nesy_gedi.task import assemble, load_task  # noqa: E402
-from nesy_gedi.train import Trainer  # noqa: E402
+from nesy_gedi.training.learners import symbolic_loss  # noqa: E402
+from nesy_gedi.training.loop import Trainer  # noqa: E402
+from nesy_gedi.training.rundir import RunDir  # noqa: E402
 
 CASES = {  # N -> (task, overrides); 2,000 training queries (a step costs the same for any number)
     1: ("tasks/mnist_add.yaml", {"data.train_size": "2000", "data.test_size": "100"}),

@@ -23,14 +23,14 @@ import torch
 from sections import table_section, write_section
 from timing import interleaved_times, median
 
-from nesy_gedi.config import PretrainConfig
+from nesy_gedi.assembly.config import PretrainConfig
+from nesy_gedi.assembly.task import load_task
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.data.mnist import load_mnist
 from nesy_gedi.networks import build_network
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
-from nesy_gedi.task import load_task
 
 REPEATS = 60
 

@@ -22,10 +22,10 @@ import torch
 from sections import table_section, write_section
 from timing import median_seconds
 
+from nesy_gedi.assembly.task import assemble, load_task
 from nesy_gedi.data.mnist import default_cache_dir
-from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.methods import TrainBatch
-from nesy_gedi.task import assemble, load_task
+from nesy_gedi.training.learners import symbolic_loss
 
 REPEATS = 30
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from nesy_gedi.config import PretrainConfig
+from nesy_gedi.analysis.sample_quality import judge_arch, judge_samples, train_judge
+from nesy_gedi.assembly.config import PretrainConfig
+from nesy_gedi.assembly.task import load_task
+from nesy_gedi.commands.pretrain import build_objective, load_unlabelled
 from nesy_gedi.data.mnist import cache_folder
-from nesy_gedi.pretrain import build_objective, load_unlabelled
-from nesy_gedi.rundir import CHECKPOINT
-from nesy_gedi.sample_quality import judge_arch, judge_samples, train_judge
 from nesy_gedi.ssl.sgld import SGLDSampler
-from nesy_gedi.task import load_task
+from nesy_gedi.training.rundir import CHECKPOINT
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import make_moons
 
+from nesy_gedi.analysis.metrics import ood_auroc
 from nesy_gedi.data.toy import make_points
-from nesy_gedi.metrics import ood_auroc
 from nesy_gedi.networks import build_network
 from nesy_gedi.ssl.sgld import Domain, SGLDSampler, SGLDSpec
 from nesy_gedi.ssl.terms import energy, generative_loss, invariance_loss, prior_loss

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nesy_gedi.compare import label, run_seconds
-from nesy_gedi.shortcuts import find_shortcuts, training_combinations
-from nesy_gedi.task import load_task, task_logic
+from nesy_gedi.analysis.shortcuts import find_shortcuts, training_combinations
+from nesy_gedi.assembly.task import load_task, task_logic
+from nesy_gedi.commands.compare import label, run_seconds
 
 
 def learned_maps(task: str) -> tuple[set[tuple], set[tuple], list[int]]:

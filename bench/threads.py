@@ -71,7 +71,7 @@ def main() -> None:
             f"{cores} cores, no GPU: `tasks/mnist_add.yaml` trained for {args.steps} steps as its own process, "
             "alone and beside one busy process (a torch matrix product in a loop with torch's default threads), "
             "with the old choice (torch's default: every core) and the new one (`train.threads` unset: the run "
-            "chooses, nesy_gedi/threads.py). Steps per second from the run's `train_seconds`. Target: beside "
+            "chooses, nesy_gedi/training/threads.py). Steps per second from the run's `train_seconds`. Target: beside "
             "the busy process no more than 2× slower than alone.",
             ["threads", "alone steps/s", "threads alone", "beside a busy one steps/s", "threads beside", "slowdown"],
             rows,

@@ -18,16 +18,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nesy_gedi.config import PretrainConfig, TaskConfig, yaml_text
+from nesy_gedi.analysis.shortcut_count import ShortcutCount
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, yaml_text
+from nesy_gedi.assembly.task import load_task as checked_config
+from nesy_gedi.assembly.task import task_shortcuts
+from nesy_gedi.commands.pipeline import Pretrainings
+from nesy_gedi.commands.pretrain import pretrain
+from nesy_gedi.commands.run import run_task
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
-from nesy_gedi.pipeline import Pretrainings
-from nesy_gedi.pretrain import pretrain
-from nesy_gedi.run import run_task
-from nesy_gedi.rundir import CONFIG, RunDir
-from nesy_gedi.shortcut_count import ShortcutCount
-from nesy_gedi.task import load_task as checked_config
-from nesy_gedi.task import task_shortcuts
+from nesy_gedi.training.rundir import CONFIG, RunDir
 
 
 def _dotted(values: dict[str, Any], prefix: str = "") -> dict[str, str]:

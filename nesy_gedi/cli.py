@@ -67,9 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, command: str) -> int:
     from nesy_gedi import api
-    from nesy_gedi.config import PretrainConfig, TaskConfig
-    from nesy_gedi.report import PRETRAIN_KEYS, SUMMARY_KEYS, summary_table
-    from nesy_gedi.train import Interrupted
+    from nesy_gedi.analysis.report import PRETRAIN_KEYS, SUMMARY_KEYS, summary_table
+    from nesy_gedi.assembly.config import PretrainConfig, TaskConfig
+    from nesy_gedi.training.loop import Interrupted
 
     kind = TaskConfig if args.command == "run" else PretrainConfig
     if args.resume:
@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
 
 def _compare(args: argparse.Namespace, command: str) -> int:
     from nesy_gedi.api import load_task
-    from nesy_gedi.compare import compare, sets_for
+    from nesy_gedi.commands.compare import compare, sets_for
 
     _parse_sets(args.set)
     if args.seeds < 1 or args.workers < 1:
@@ -136,8 +136,8 @@ def _compare(args: argparse.Namespace, command: str) -> int:
 
 def _shortcuts(args: argparse.Namespace) -> int:
     from nesy_gedi import api
-    from nesy_gedi.config import TaskConfig
-    from nesy_gedi.shortcut_count import describe_count
+    from nesy_gedi.analysis.shortcut_count import describe_count
+    from nesy_gedi.assembly.config import TaskConfig
 
     task = api.load_task(args.task, kind=TaskConfig, sets=_parse_sets(args.set))
     combinations, found = task.shortcuts()
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "shortcuts":
             return _shortcuts(args)
         if args.command == "keys":
-            from nesy_gedi.keys import key_tables
+            from nesy_gedi.assembly.keys import key_tables
 
             print(key_tables())
             return 0

@@ -38,7 +38,7 @@ def task_file(tmp_path: Path):
 
 def interrupt_training_at(monkeypatch, step: int, run) -> None:
     """Run `run()` with a Ctrl-C arriving before training step `step`, expecting `Interrupted`; then undo."""
-    from nesy_gedi.train import Interrupted, Trainer
+    from nesy_gedi.training.loop import Interrupted, Trainer
 
     original = Trainer._train_step
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 from nesy_gedi.cli import main
-from nesy_gedi.compare import sets_for
+from nesy_gedi.commands.compare import sets_for
 
 from .conftest import ROOT
 

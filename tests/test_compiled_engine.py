@@ -220,8 +220,8 @@ agree(X, Y) :- parity(X, P), parity(Y, P), \\+ odd_sum(X, Y).
 def test_true_false_queries_and_negative_examples(tmp_path, functor, circuits):
     """p(query) and the gradients of DeepProbLog's loss (log p for `true`, log(1 - p) for `false`), equal in
     both engines; predictions are p(query) against 0.5."""
-    from nesy_gedi.learners import symbolic_loss
     from nesy_gedi.logic.program import FALSE, TRUE
+    from nesy_gedi.training.learners import symbolic_loss
 
     path = tmp_path / "p.pl"
     path.write_text(TRUE_FALSE)
@@ -315,8 +315,8 @@ def test_log_semiring_keeps_a_probability_that_underflows_in_the_real_one(tmp_pa
 def test_log_semiring_is_refused_for_a_learnable_disjunction(tmp_path, task_file):
     """A t(_) annotated disjunction's 'none' weight 1 - sum t can be exactly 0: refused at the task check
     (naming the program's line) and by the circuit itself."""
+    from nesy_gedi.assembly.task import load_task
     from nesy_gedi.errors import UserError
-    from nesy_gedi.task import load_task
 
     path = task_file(program=FACTS_AND_PARAMETERS.replace("digit_net", "mnist_net"), engine={"semiring": "log"})
     with pytest.raises(UserError, match=r"engine.semiring.*prog\.pl:5.*engine.semiring: real"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.assembly.task import load_task
 from nesy_gedi.errors import UserError
-from nesy_gedi.task import load_task
 
 from .conftest import ROOT
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from nesy_gedi.config import PretrainConfig, TaskConfig
-from nesy_gedi.keys import key_rows, key_tables
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig
+from nesy_gedi.assembly.keys import key_rows, key_tables
 
 from .conftest import ROOT
 

@@ -12,16 +12,16 @@ import pytest
 import torch
 from problog.logic import Constant
 
+from nesy_gedi.assembly.task import build_queries, load_task
 from nesy_gedi.cli import main
+from nesy_gedi.commands.run import run_task
 from nesy_gedi.data.queries import Position
 from nesy_gedi.data.query_files import read_query_file
 from nesy_gedi.errors import UserError
-from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.run import run_task
-from nesy_gedi.rundir import RunDir
-from nesy_gedi.task import build_queries, load_task
+from nesy_gedi.training.learners import symbolic_loss
+from nesy_gedi.training.rundir import RunDir
 
 from .conftest import ROOT
 

@@ -74,6 +74,15 @@ def test_imports_form_no_circle():
     assert circles(import_graph()) == []
 
 
+def test_every_module_sits_in_a_part():
+    """The root holds only the package's doors (`api`, `cli`, `__main__`) and its components; the rest is in a floor."""
+    parts = {"nesy_gedi", "nesy_gedi.__main__", "nesy_gedi.api", "nesy_gedi.cli"} | {
+        f"nesy_gedi.{n}" for n in COMPONENTS + FLOORS
+    }
+    loose = [m for m in import_graph() if not any(m == p or m.startswith(p + ".") for p in parts)]
+    assert loose == []
+
+
 def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
     seen, todo = set(), [start]
     while todo:
@@ -84,19 +93,30 @@ def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
+COMPONENTS = ["logic", "data", "ssl", "methods", "networks", "args", "errors", "files"]
+"""the parts a task is built from: each knows nothing of how a run is assembled, trained, analysed or commanded"""
+FLOORS = ["training", "analysis", "assembly", "commands"]
+"""the folders above the components, lowest first: a floor imports the floors below it, never one above"""
+
+
+def _above(floor: int) -> list[str]:
+    return [f"nesy_gedi.{name}" for name in FLOORS[floor:]] + ["nesy_gedi.api", "nesy_gedi.cli"]
+
+
 @pytest.mark.parametrize(
     "lower, higher",
     [
-        ("nesy_gedi.config", "nesy_gedi.methods"),  # config knows no registry
-        ("nesy_gedi.config", "nesy_gedi.ssl.objectives"),
-        ("nesy_gedi.config", "nesy_gedi.networks"),
-        ("nesy_gedi.logic", "nesy_gedi.config"),  # programs and engines take plain values
-        ("nesy_gedi.train", "nesy_gedi.config"),  # the loop knows no task, data or config
-        ("nesy_gedi.train", "nesy_gedi.data"),
-        ("nesy_gedi.train", "nesy_gedi.logic"),
-        ("nesy_gedi.train", "nesy_gedi.methods"),
-        ("nesy_gedi.run", "nesy_gedi.pretrain"),
-        ("nesy_gedi.task", "nesy_gedi.cli"),
+        *[(f"nesy_gedi.{c}", h) for c in COMPONENTS for h in _above(0)],
+        *[(f"nesy_gedi.{f}", h) for i, f in enumerate(FLOORS) for h in _above(i + 1)],
+        ("nesy_gedi.assembly.config", "nesy_gedi.methods"),  # config knows no registry
+        ("nesy_gedi.assembly.config", "nesy_gedi.ssl.objectives"),
+        ("nesy_gedi.assembly.config", "nesy_gedi.networks"),
+        ("nesy_gedi.logic", "nesy_gedi.assembly.config"),  # programs and engines take plain values
+        ("nesy_gedi.training.loop", "nesy_gedi.assembly"),  # the loop knows no task, data or config
+        ("nesy_gedi.training.loop", "nesy_gedi.data"),
+        ("nesy_gedi.training.loop", "nesy_gedi.logic"),
+        ("nesy_gedi.training.loop", "nesy_gedi.methods"),
+        ("nesy_gedi.commands.run", "nesy_gedi.commands.pretrain"),
     ],
 )
 def test_no_lower_module_imports_a_higher_one(lower, higher):

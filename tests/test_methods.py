@@ -10,20 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from nesy_gedi.checkpoint import NETWORK
+from nesy_gedi.assembly.config import PretrainConfig
+from nesy_gedi.assembly.task import assemble, load_task
 from nesy_gedi.cli import main
-from nesy_gedi.compare import label
-from nesy_gedi.config import PretrainConfig
+from nesy_gedi.commands.compare import label
+from nesy_gedi.commands.pretrain import pretrain
+from nesy_gedi.commands.run import run_task
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.data.mnist import default_cache_dir, load_mnist
-from nesy_gedi.learners import QueryLearner
 from nesy_gedi.methods import METHODS, TrainBatch
 from nesy_gedi.networks import build_network
-from nesy_gedi.pretrain import pretrain
-from nesy_gedi.run import run_task
-from nesy_gedi.rundir import RunDir
-from nesy_gedi.task import assemble, load_task
-from nesy_gedi.train import Trainer
+from nesy_gedi.training.checkpoint import NETWORK
+from nesy_gedi.training.learners import QueryLearner
+from nesy_gedi.training.loop import Trainer
+from nesy_gedi.training.rundir import RunDir
 
 from .conftest import ROOT, comparable, interrupt_training_at
 from .test_pretrain import MNIST_SMALL

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nesy_gedi.metrics import classify, concept_metrics, expected_calibration_error
+from nesy_gedi.analysis.metrics import classify, concept_metrics, expected_calibration_error
 
 
 def one_hot(predicted: list[int], n: int, confidence: float = 1.0) -> np.ndarray:

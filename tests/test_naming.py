@@ -11,12 +11,19 @@ import pytest
 import torch
 from torch import nn
 
+from nesy_gedi.analysis.naming import (
+    _exhaustive,
+    _is_bijective_shortcut,
+    _Scorer,
+    _search,
+    _through_shortcuts,
+    name_clusters,
+)
+from nesy_gedi.analysis.shortcuts import find_shortcuts
+from nesy_gedi.assembly.task import load_task
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.naming import _exhaustive, _is_bijective_shortcut, _Scorer, _search, _through_shortcuts, name_clusters
-from nesy_gedi.shortcuts import find_shortcuts
-from nesy_gedi.task import load_task
 
 from .conftest import ROOT
 

@@ -12,18 +12,18 @@ import torch
 import yaml
 
 import nesy_gedi
-from nesy_gedi.checkpoint import PRETRAINED, export_network
+from nesy_gedi.analysis.naming import name_clusters
+from nesy_gedi.analysis.naming_check import check_naming
+from nesy_gedi.assembly.task import load_task, sampler
 from nesy_gedi.cli import main
-from nesy_gedi.compare import _runs_table
+from nesy_gedi.commands.compare import _runs_table
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.naming import name_clusters
-from nesy_gedi.naming_check import check_naming
 from nesy_gedi.networks import build_network
-from nesy_gedi.rundir import RunDir
-from nesy_gedi.task import load_task, sampler
+from nesy_gedi.training.checkpoint import PRETRAINED, export_network
+from nesy_gedi.training.rundir import RunDir
 
 from .conftest import ROOT
 from .test_naming import Scrambled

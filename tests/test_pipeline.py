@@ -8,7 +8,7 @@ import torch
 import yaml
 
 import nesy_gedi
-from nesy_gedi.compare import label
+from nesy_gedi.commands.compare import label
 
 from .conftest import ROOT
 

@@ -10,13 +10,13 @@ import torch
 import yaml
 
 from nesy_gedi.args import parsed
-from nesy_gedi.checkpoint import NETWORK
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig
+from nesy_gedi.assembly.task import load_task
 from nesy_gedi.cli import main
-from nesy_gedi.config import PretrainConfig, TaskConfig
-from nesy_gedi.pretrain import pretrain
-from nesy_gedi.rundir import RunDir
+from nesy_gedi.commands.pretrain import pretrain
 from nesy_gedi.ssl.objectives import OBJECTIVES
-from nesy_gedi.task import load_task
+from nesy_gedi.training.checkpoint import NETWORK
+from nesy_gedi.training.rundir import RunDir
 
 from .conftest import ROOT, comparable, interrupt_training_at, without_start_seconds
 
@@ -168,9 +168,9 @@ def test_program_task_starts_from_a_pretrained_network(tmp_path, task_file):
     loaded = load_task(task, {"train.iterations": "1"})
     assert isinstance(loaded, TaskConfig) and loaded.networks["mnist_net"].init == str(pre)
 
-    from nesy_gedi.checkpoint import load_pretrained
     from nesy_gedi.errors import UserError
     from nesy_gedi.networks import build_network
+    from nesy_gedi.training.checkpoint import load_pretrained
 
     net = build_network("mnist_lenet_bn", 10)
     load_pretrained(net, str(pre), "networks.mnist_net.init")
@@ -218,8 +218,8 @@ def test_bad_pretrain_input_is_one_clear_message(override, expected, capsys, tmp
 
 
 def test_mnist_pretraining_can_keep_some_digits_only(tmp_path):
+    from nesy_gedi.commands.pretrain import load_unlabelled
     from nesy_gedi.data.mnist import default_cache_dir
-    from nesy_gedi.pretrain import load_unlabelled
 
     config = load_task(ROOT / "tasks" / "gedi_mnist_half.yaml", {"data.test_size": "500"}, PretrainConfig)
     data = load_unlabelled(config, default_cache_dir(), torch.device("cpu"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from problog.logic import Constant
 
-from nesy_gedi.config import QuerySpec
+from nesy_gedi.assembly.config import QuerySpec
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
@@ -67,3 +67,22 @@ def test_unprovable_query(tmp_path):
 def test_query_variables_must_exist():
     with pytest.raises(UserError, match="variable 'C' does not occur"):
         template("mnist_addition.pl", inputs={"A": "image", "C": "image"})
+
+
+@pytest.mark.parametrize("engine", ["compiled", "deepproblog"])
+def test_a_run_parses_its_program_once(tmp_path, monkeypatch, engine):
+    """Building the task and training a step read the program's text through ProbLog's parser once."""
+    from problog.parser import PrologParser
+
+    import nesy_gedi
+
+    program = (ROOT / "programs" / "mnist_addition.pl").read_text()
+    parsed = []
+    parse = PrologParser.parseString
+    monkeypatch.setattr(PrologParser, "parseString", lambda self, s: parsed.append(s == program) or parse(self, s))
+    task = nesy_gedi.load_task(
+        ROOT / "tasks" / "mnist_add.yaml",
+        {"engine": {"kind": engine}, "data": {"train_size": 16, "test_size": 8}, "train": {"iterations": 2}},
+    )
+    task.train(tmp_path / "run")
+    assert parsed.count(True) == 1

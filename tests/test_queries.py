@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
+from nesy_gedi.assembly.task import build_queries, load_task
 from nesy_gedi.cli import main
-from nesy_gedi.task import build_queries, load_task
 
 from .conftest import ROOT
 

@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
+from nesy_gedi.analysis.sample_quality import judge_arch, judge_samples, sample_quality, train_judge
 from nesy_gedi.data.images import to_tensor
 from nesy_gedi.networks import build_network
-from nesy_gedi.sample_quality import judge_arch, judge_samples, sample_quality, train_judge
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_one_class_of_samples_is_seen_as_one_class(judged, mnist):
 def test_the_judge_is_trained_once_and_reloaded(judged, mnist, caplog):
     judge, path, images, cache = judged
     assert path.is_file() and path.parent == cache / "judges"
-    with caplog.at_level(logging.INFO, logger="nesy_gedi.sample_quality"):
+    with caplog.at_level(logging.INFO, logger="nesy_gedi.analysis.sample_quality"):
         again, same = train_judge(images, mnist.train.labels[:10000], 10, "mnist_lenet", cache)
     assert same == path and "training the sample judge" not in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(judge.state_dict().values(), again.state_dict().values(), strict=True))

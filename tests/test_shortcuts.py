@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from nesy_gedi.analysis.shortcut_count import count_shortcuts
+from nesy_gedi.analysis.shortcuts import find_shortcuts, training_combinations
+from nesy_gedi.assembly.task import domain_sizes, load_task
 from nesy_gedi.cli import main
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.shortcut_count import count_shortcuts
-from nesy_gedi.shortcuts import find_shortcuts, training_combinations
-from nesy_gedi.task import domain_sizes, load_task
 
 from .conftest import ROOT
 

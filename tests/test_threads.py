@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from nesy_gedi.threads import ThreadGovernor
+from nesy_gedi.training.threads import ThreadGovernor
 
 
 class Machine:

@@ -7,10 +7,10 @@ import json
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nesy_gedi.pretrain import pretrain
-from nesy_gedi.run import run_task
-from nesy_gedi.rundir import RunDir
-from nesy_gedi.task import load_task
+from nesy_gedi.assembly.task import load_task
+from nesy_gedi.commands.pretrain import pretrain
+from nesy_gedi.commands.run import run_task
+from nesy_gedi.training.rundir import RunDir
 
 from .conftest import ROOT, interrupt_training_at
 from .test_methods import TASK, TINY

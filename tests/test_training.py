@@ -12,15 +12,15 @@ from deepproblog.network import Network
 from deepproblog.train import TrainObject
 from problog.logic import Constant
 
+from nesy_gedi.assembly.task import load_task
+from nesy_gedi.commands.run import run_task
 from nesy_gedi.data.images import to_tensor
-from nesy_gedi.learners import symbolic_loss
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.networks import build_network
-from nesy_gedi.run import run_task
-from nesy_gedi.rundir import RunDir
-from nesy_gedi.task import load_task
+from nesy_gedi.training.learners import symbolic_loss
+from nesy_gedi.training.rundir import RunDir
 
 from .conftest import ROOT, comparable, interrupt_training_at, without_start_seconds
 

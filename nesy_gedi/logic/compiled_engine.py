@@ -22,11 +22,11 @@ from deepproblog.query import Query
 from problog.logic import Term
 from torch import nn
 
+from nesy_gedi.files import write_atomic
 from nesy_gedi.logic.circuit import Circuit, compile_template
 from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine, Leaves
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.rundir import RunDir
 
 CACHE_FORMAT = "nesy_gedi-klay-circuit-2"
 
@@ -92,7 +92,8 @@ class CompiledEngine(DeepProbLogEngine):
             with open(self.cache_dir / name, "rb") as f:
                 return pickle.load(f)
         program = compile_template(self.model, query, output, self.domains)
-        RunDir(self.cache_dir).write_atomic(name, lambda tmp: Path(tmp).write_bytes(pickle.dumps(program)))
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.cache_dir / name, lambda tmp: Path(tmp).write_bytes(pickle.dumps(program)))
         return program
 
     def program_for(self, query: Query, all_answers: bool) -> tuple[Circuit, str]:

@@ -36,6 +36,15 @@ LEAVES = "leaf"
 """the tensor source whose `tensor(leaf(i))` is row i of every network's table of outputs (`_Leaves`)"""
 
 
+class _Model(Model):
+    """DeepProbLog's Model on the clauses `Program` already parsed: a run parses its program file once."""
+
+    def __init__(self, program: Program, networks: list[Network]) -> None:
+        super().__init__("", networks, load=False)  # an empty text: nothing to parse
+        self.program = list(program.clauses)  # as parsed: a SimpleProgram would already turn `Or` into an AD
+        self._extract_parameters()  # t(p) -> DeepProbLog's parameter indices, as Model's own constructor does
+
+
 class _Index:
     """Resolves `tensor(leaf(i))` to i: DeepProbLog stacks a query's indices and hands them to `_Leaves`."""
 
@@ -111,7 +120,7 @@ class DeepProbLogEngine(nn.Module):
         self._parameters_now: list[torch.Tensor] = []
         dpl_networks = [Network(_Leaves(self._tables, name), name, batching=True) for name in networks]
         with contextlib.redirect_stdout(io.StringIO()):  # DeepProbLog prints "Caching ACs"
-            self.model = Model(program.text, dpl_networks, load=False)
+            self.model = _Model(program, dpl_networks)
             self.model.set_engine(ExactEngine(self.model), cache=True)
         self.model.add_tensor_source(LEAVES, _Index())
         self.model.solver.semiring = partial(_ParameterSemiring, parameters=self._parameters_now)

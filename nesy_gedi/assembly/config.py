@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+)
 
 from nesy_gedi.errors import UserError, describe
 from nesy_gedi.ssl.augment import AugmentSpec
@@ -271,6 +280,9 @@ class TaskConfig(_RunSpec):
     sgld: SGLDSpec = Field(default_factory=SGLDSpec, description="negatives of generative methods")
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    _checked: tuple[str, Any] | None = PrivateAttr(None)
+    """the program and template the task check parsed, with the resolved config they were parsed for; the
+    run that loads this config takes them over, so a run parses its program once"""
 
 
 class PretrainData(_Strict):

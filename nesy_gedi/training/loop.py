@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nesy_gedi.checkpoint import load_checkpoint, save_checkpoint
-from nesy_gedi.rundir import RunDir
-from nesy_gedi.threads import ThreadGovernor
-from nesy_gedi.tracking import EventLog
+from nesy_gedi.training.checkpoint import load_checkpoint, save_checkpoint
+from nesy_gedi.training.rundir import RunDir
+from nesy_gedi.training.threads import ThreadGovernor
+from nesy_gedi.training.tracking import EventLog
 
 
 class Interrupted(Exception):

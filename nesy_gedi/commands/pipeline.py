@@ -18,12 +18,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from nesy_gedi.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.assembly.task import load_task, task_logic
+from nesy_gedi.commands.pretrain import pretrain
+from nesy_gedi.commands.runner import start_seeds
 from nesy_gedi.errors import UserError
-from nesy_gedi.pretrain import pretrain
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
-from nesy_gedi.runner import start_seeds
-from nesy_gedi.task import load_task, task_logic
+from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
 PACKAGE = Path(__file__).resolve().parent
 

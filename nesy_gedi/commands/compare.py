@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nesy_gedi.backends import PARENT, Backend, make_backend
-from nesy_gedi.config import TaskConfig
+from nesy_gedi.analysis.report import plot_comparison
+from nesy_gedi.assembly.config import TaskConfig
+from nesy_gedi.assembly.task import load_task
+from nesy_gedi.commands.backends import PARENT, Backend, make_backend
 from nesy_gedi.errors import UserError
 from nesy_gedi.methods import METHODS
-from nesy_gedi.report import plot_comparison
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 from nesy_gedi.ssl.objectives import OBJECTIVES
-from nesy_gedi.task import load_task
+from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
 logger = logging.getLogger(__name__)
 

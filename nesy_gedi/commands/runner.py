@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nesy_gedi.config import PretrainConfig, TaskConfig, TrainSpec, dump_config
+from nesy_gedi.analysis.report import write_report
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, TrainSpec, dump_config
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
-from nesy_gedi.report import write_report
-from nesy_gedi.rundir import CHECKPOINT, CONFIG, LOG, METRICS, VERSIONS, RunDir, versions
-from nesy_gedi.threads import ThreadGovernor
-from nesy_gedi.train import Diverged, Trainer
+from nesy_gedi.training.loop import Diverged, Trainer
+from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, LOG, METRICS, VERSIONS, RunDir, versions
+from nesy_gedi.training.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 

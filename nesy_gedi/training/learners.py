@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nesy_gedi.checkpoint import NETWORK
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine
 from nesy_gedi.logic.program import FALSE
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
 from nesy_gedi.ssl.objectives import Objective
+from nesy_gedi.training.checkpoint import NETWORK
 
 
 def symbolic_loss(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nesy_gedi.config import TaskConfig
+from nesy_gedi.assembly.config import TaskConfig
 from nesy_gedi.data.images import ImageData, to_tensor
 from nesy_gedi.data.queries import Position
 from nesy_gedi.data.sources import load_source

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from nesy_gedi.config import PretrainConfig, TaskConfig
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig
 from nesy_gedi.methods import METHODS
 from nesy_gedi.networks import ARCHITECTURES
 from nesy_gedi.ssl.objectives import OBJECTIVES

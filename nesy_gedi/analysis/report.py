@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 from torchvision.utils import make_grid
 
-from nesy_gedi.rundir import RunDir
+from nesy_gedi.training.rundir import RunDir
 
 SUMMARY_KEYS = (
     "status",

@@ -12,15 +12,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from nesy_gedi.checkpoint import export_network
-from nesy_gedi.config import TaskConfig
-from nesy_gedi.metrics import classify, split_metrics
-from nesy_gedi.naming import Naming, describe
-from nesy_gedi.naming_check import NamingCheck, check_naming, label_ceiling, unchecked_reason
-from nesy_gedi.report import QUERY_REPORT, plot_confusion, plot_samples
-from nesy_gedi.rundir import QUERIES, RunDir
-from nesy_gedi.runner import start_run, started_trainer, train_and_report
-from nesy_gedi.task import (
+from nesy_gedi.analysis.metrics import classify, split_metrics
+from nesy_gedi.analysis.naming import Naming, describe
+from nesy_gedi.analysis.naming_check import NamingCheck, check_naming, label_ceiling, unchecked_reason
+from nesy_gedi.analysis.report import QUERY_REPORT, plot_confusion, plot_samples
+from nesy_gedi.assembly.config import TaskConfig
+from nesy_gedi.assembly.task import (
     Assembled,
     TaskData,
     domain_sizes,
@@ -30,7 +27,10 @@ from nesy_gedi.task import (
     start_networks,
     with_engine,
 )
-from nesy_gedi.train import Trainer
+from nesy_gedi.commands.runner import start_run, started_trainer, train_and_report
+from nesy_gedi.training.checkpoint import export_network
+from nesy_gedi.training.loop import Trainer
+from nesy_gedi.training.rundir import QUERIES, RunDir
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nesy_gedi.analysis.metrics import batched_logits
 from nesy_gedi.errors import UserError
-from nesy_gedi.metrics import batched_logits
 from nesy_gedi.networks import build_network
 from nesy_gedi.ssl.terms import energy
 

@@ -10,23 +10,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nesy_gedi.checkpoint import PRETRAINED, export_network
-from nesy_gedi.config import PretrainConfig
+from nesy_gedi.analysis.metrics import batched_logits, cluster_metrics, ood_auroc
+from nesy_gedi.analysis.report import PRETRAIN_REPORT, plot_regions, plot_samples
+from nesy_gedi.analysis.sample_quality import judge_arch, sample_quality, train_judge
+from nesy_gedi.assembly.config import PretrainConfig
+from nesy_gedi.commands.runner import start_run, started_trainer, train_and_report
 from nesy_gedi.data.images import subset, to_tensor
 from nesy_gedi.data.sources import DEFAULT_OOD, load_source
 from nesy_gedi.data.toy import make_points
 from nesy_gedi.errors import UserError
-from nesy_gedi.learners import PretrainLearner
-from nesy_gedi.metrics import batched_logits, cluster_metrics, ood_auroc
 from nesy_gedi.networks import build_network
-from nesy_gedi.report import PRETRAIN_REPORT, plot_regions, plot_samples
-from nesy_gedi.rundir import RunDir
-from nesy_gedi.runner import start_run, started_trainer, train_and_report
-from nesy_gedi.sample_quality import judge_arch, sample_quality, train_judge
 from nesy_gedi.ssl.augment import make_views
 from nesy_gedi.ssl.objectives import Objective, SSLContext, make_objective
 from nesy_gedi.ssl.sgld import Domain
-from nesy_gedi.train import Trainer, seed_everything
+from nesy_gedi.training.checkpoint import PRETRAINED, export_network
+from nesy_gedi.training.learners import PretrainLearner
+from nesy_gedi.training.loop import Trainer, seed_everything
+from nesy_gedi.training.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

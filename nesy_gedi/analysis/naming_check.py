@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from nesy_gedi.analysis.naming import Naming
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.naming import Naming
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from nesy_gedi.files import write_atomic
 
 CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.pt"
@@ -42,17 +42,7 @@ class RunDir:
         return self.path / name
 
     def write_atomic(self, name: str, write: Any) -> Path:
-        """Write through a temporary file in the same folder, then rename over the target."""
-        target = self.path / name
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.")
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return target
+        return write_atomic(self.path / name, write)
 
     def write_text(self, name: str, text: str) -> Path:
         return self.write_atomic(name, lambda tmp: Path(tmp).write_text(text))

@@ -13,28 +13,28 @@ import numpy as np
 import torch
 from problog.logic import Constant, Term
 
+from nesy_gedi.analysis.naming import Naming, apply_naming, name_clusters
+from nesy_gedi.analysis.shortcut_count import ShortcutCount, count_shortcuts
+from nesy_gedi.analysis.shortcuts import training_combinations
 from nesy_gedi.args import check_args
-from nesy_gedi.checkpoint import is_pretraining_run, load_pretrained
-from nesy_gedi.config import PretrainConfig, TaskConfig, Where, load_config
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, Where, dump_config, load_config
+from nesy_gedi.assembly.inputs import TaskImages, task_images
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.data.queries import QuerySet, build_query_set, ood_combinations
 from nesy_gedi.data.query_files import read_query_file
 from nesy_gedi.data.sources import SOURCES
 from nesy_gedi.errors import UserError
-from nesy_gedi.inputs import TaskImages, task_images
-from nesy_gedi.learners import QueryLearner
 from nesy_gedi.logic import make_engine
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
-from nesy_gedi.naming import Naming, apply_naming, name_clusters
 from nesy_gedi.networks import ARCHITECTURES, build_network, head_of, known_architecture
-from nesy_gedi.shortcut_count import ShortcutCount, count_shortcuts
-from nesy_gedi.shortcuts import training_combinations
 from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.ssl.sgld import Domain
-from nesy_gedi.train import seed_everything
+from nesy_gedi.training.checkpoint import is_pretraining_run, load_pretrained
+from nesy_gedi.training.learners import QueryLearner
+from nesy_gedi.training.loop import seed_everything
 
 
 def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
@@ -72,7 +72,9 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     _check_data(config, where)
     if config.engine.chain is not None:
         _check_chain(config, where)
-    program = task_logic(config)[0]  # a program that cannot be read, parsed or asked fails here, before any run
+    logic = task_logic(config)  # a program that cannot be read, parsed or asked fails here, before any run
+    config._checked = (dump_config(config), logic)
+    program = logic[0]
     if config.engine.semiring == "log" and config.engine.kind != "compiled":
         raise UserError(
             f"{where(('engine', 'semiring'))}: the log semiring is the compiled engine's; set engine.kind: compiled"
@@ -314,7 +316,9 @@ class TaskData:
 
 
 def load_data(config: TaskConfig, device: torch.device, cache: Path) -> TaskData:
-    program, template, sizes = task_logic(config)
+    checked, config._checked = config._checked, None  # taken over once: a second run parses afresh
+    fresh = checked is not None and checked[0] == dump_config(config)
+    program, template, sizes = checked[1] if fresh else task_logic(config)
     images = task_images(config, template, sizes, cache)
     splits = query_sets(config, template, images)
     train_set = splits.pop("train")

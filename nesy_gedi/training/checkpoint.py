@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nesy_gedi.errors import UserError
-from nesy_gedi.rundir import CHECKPOINT, RunDir
+from nesy_gedi.training.rundir import CHECKPOINT, RunDir
 
 PRETRAINED = "network.pt"
 """the exported network of a pretraining run"""

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from problog.logic import Term
 
+from nesy_gedi.analysis.metrics import batched_logits
+from nesy_gedi.analysis.shortcuts import Shortcuts, find_shortcuts, training_combinations
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.query import QueryTemplate
-from nesy_gedi.metrics import batched_logits
-from nesy_gedi.shortcuts import Shortcuts, find_shortcuts, training_combinations
 
 Permutations = dict[str, tuple[int, ...]]
 """per network: the domain value given to each cluster"""
