@@ -63,6 +63,8 @@ class ChainEngine(CompiledEngine):
         self.answers: list[list[tuple[str, str, str]]] = []
         """per state: (answer name, output, next state) of its step circuit"""
         self._splits: dict[str, tuple[list[str], str]] = {}
+        self._indices: dict[str, tuple[torch.Tensor, int]] = {}
+        """per label: which answer of each state's step circuit every step takes, and the last state's index"""
 
     def _compile_steps(self) -> None:
         """One all-answers step circuit per state reachable from the start, each checked to be a function."""
@@ -118,6 +120,22 @@ class ChainEngine(CompiledEngine):
             self._splits[key] = ([str(o) for o in items], str(last))
         return self._splits[key]
 
+    def _label_index(self, label: Term, device: torch.device) -> tuple[torch.Tensor, int]:
+        """For a label: per state, step and next state, the row of that state's step table holding the
+        label's output there (the table's last row, probability 0, when the step cannot give it); and the
+        index of the label's last state. Built once per label, on the run's device, so that a training step
+        after the first epoch does no per-digit Python."""
+        key = str(label)
+        if key not in self._indices:
+            outputs, last = self._split(label)
+            rows = []
+            for answers in self.answers:
+                at = {(out, nxt): a for a, (_, out, nxt) in enumerate(answers)}
+                rows.append([[at.get((out, nxt), len(at)) for nxt in self.states] for out in outputs])
+            states = {state: s for s, state in enumerate(self.states)}
+            self._indices[key] = (torch.tensor(rows, device=device), states.get(last, len(self.states)))
+        return self._indices[key]
+
     def _step_outputs(self, leaves: Leaves) -> dict[tuple[str, str], torch.Tensor]:
         """Per (network, step input), its distributions on that input's image of every (query, step),
         query-major, from the leaves of the list elements each step reads."""
@@ -139,9 +157,10 @@ class ChainEngine(CompiledEngine):
         batch, n, size = len(labels), self.length, len(self.states)
         outputs = self._step_outputs(leaves)
         params = self.program_parameters.each()
-        splits = [self._split(label) for label in labels]
-        index = {state: s for s, state in enumerate(self.states)}
-        # moves[b, i, s, s2]: p(step i of query b goes from state s to s2 with the label's output)
+        device = next(iter(outputs.values())).device
+        indices = [self._label_index(label, device) for label in labels]
+        which = torch.stack([rows for rows, _ in indices])  # (batch, states, n, states)
+        column = torch.arange(batch * n, device=device).view(batch, n, 1).expand(-1, -1, size)
         moves = []
         for s, circuit in enumerate(self.circuits):
             values = circuit.run({leaf: outputs[leaf] for leaf in circuit.leaves()}, params, self.semiring)
@@ -149,26 +168,19 @@ class ChainEngine(CompiledEngine):
                 [values[name] for name, _, _ in self.answers[s]]
                 + [torch.full_like(values[self.answers[s][0][0]], self._zero)]
             )
-            at = {(out, nxt): a for a, (_, out, nxt) in enumerate(self.answers[s])}
-            rows = [
-                [at.get((outputs_b[i], nxt), len(at)) for i in range(n) for nxt in self.states]
-                for outputs_b, _ in splits
-            ]
-            which = torch.tensor(rows, device=table.device).view(batch, n, size)
-            column = torch.arange(batch * n, device=table.device).view(batch, n, 1).expand(-1, -1, size)
-            moves.append(table[which, column])
+            moves.append(table[which[:, s], column])
         moves = torch.stack(moves, 2)  # (batch, n, states, states)
         if log:  # a finite floor for impossible moves: a log-sum-exp over nothing but -inf has no gradient
             moves = moves.clamp(min=torch.finfo(moves.dtype).min / 4)
         start = torch.full((batch, size), self._zero, dtype=moves.dtype, device=moves.device)
-        start[:, index[str(self.start)]] = 0.0 if log else 1.0
+        start[:, self.states.index(str(self.start))] = 0.0 if log else 1.0
         alpha = start.clamp(min=torch.finfo(moves.dtype).min / 4) if log else start
         for i in range(n):
             step = moves[:, i]
             alpha = (
                 torch.logsumexp(alpha.unsqueeze(2) + step, 1) if log else torch.bmm(alpha.unsqueeze(1), step).squeeze(1)
             )
-        last = torch.tensor([index.get(last, size) for _, last in splits], device=alpha.device)
+        last = torch.tensor([last for _, last in indices], device=device)
         padded = torch.cat([alpha, torch.full((batch, 1), self._zero, dtype=alpha.dtype, device=alpha.device)], 1)
         return padded[torch.arange(batch, device=alpha.device), last]
 

@@ -190,6 +190,17 @@ class CompiledEngine(DeepProbLogEngine):
         answers = program.run(used, self.program_parameters.each(), self.semiring)
         return self._picked(answers, [name for _, name in found], len(labels))
 
+    def answer_values(self, leaves: Leaves) -> tuple[list[Term], torch.Tensor]:
+        """Every answer of the task's template and its p (log p in the log semiring), (batch, answers), from
+        the networks' distributions: `ProgramModule`'s forward. A true/false template's one answer is `true`."""
+        assert self.template is not None, "answer_values needs the engine's query template"
+        ind = () if self.template.boolean else (self.template.output_index,)
+        program, _ = self.program_for(Query(self.template.term, output_ind=ind), all_answers=True)
+        answers = program.run(
+            {leaf: leaves[leaf] for leaf in program.leaves()}, self.program_parameters.each(), self.semiring
+        )
+        return [program.outputs[name] for name in answers], torch.stack(list(answers.values()), -1)
+
     def log_likelihood(self, leaves: Leaves, labels: Sequence[Term]) -> torch.Tensor:
         """log p(label): exact in the log semiring; DeepProbLog's floored log(p + 1e-12) in the real one."""
         values = self.label_values(leaves, labels)

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from deepproblog.query import Query
 from torch import nn
 
 from nesy_gedi.errors import UserError
@@ -38,21 +37,28 @@ class ProgramModule(nn.Module):
         semiring: str = "real",
     ) -> None:
         super().__init__()
-        self.semiring = semiring
-        self.program = program if isinstance(program, Program) else Program(program)
-        self.template = QueryTemplate(self.program, term, output, inputs)
-        networks = {p.network: nn.Identity() for p in self.program.neural_predicates}
-        engine = CompiledEngine(self.program, networks, {}, Path(cache_dir) if cache_dir else None)
-        ind = () if self.template.boolean else (self.template.output_index,)
-        self.circuit, _ = engine.program_for(Query(self.template.term, output_ind=ind), all_answers=True)
-        self.names = list(self.circuit.roots)
-        self.answers = [self.circuit.outputs[name] for name in self.names]
+        program = program if isinstance(program, Program) else Program(program)
+        self.template = QueryTemplate(program, term, output, inputs)
+        networks = {p.network: nn.Identity() for p in program.neural_predicates}
+        self.engine = CompiledEngine(
+            program, networks, {}, Path(cache_dir) if cache_dir else None, semiring=semiring, template=self.template
+        )
+        """the engine `nesy-gedi run` trains through, on the same template: this module is its forward"""
+        self.answers, _ = self.engine.answer_values(self._leaves_of_uniform())
         """the answer each output column stands for"""
-        self.program_parameters = engine.program_parameters
-        placeholder = {str(ph): p for p, ph in enumerate(self.template.images)}
+        self.program_parameters = self.engine.program_parameters
+
+    def _placed(self) -> list[tuple[str, str, str, int]]:
+        """Per image a network reads: the network, the image's placeholder, its input variable and its index
+        within that input."""
         owner = [(name, k) for name, count in self.template.counts.items() for k in range(count)]
-        self._leaves = {leaf: owner[placeholder[leaf[1]]] for leaf in self.circuit.leaves()}
-        """(network, placeholder) -> (input variable, image index within it)"""
+        return [
+            (net, str(self.template.images[p]), *owner[p]) for net, read in self.template.readers.items() for p in read
+        ]
+
+    def _leaves_of_uniform(self) -> dict[tuple[str, str], torch.Tensor]:
+        sizes = {p.network: len(p.domain) for p in self.template.program.neural_predicates}
+        return {(net, ph): torch.full((1, sizes[net]), 1.0 / sizes[net]) for net, ph, _, _ in self._placed()}
 
     def _leaf(self, probabilities: Mapping, network: str, input_name: str, k: int) -> torch.Tensor:
         found = probabilities.get((network, input_name), probabilities.get(input_name))
@@ -62,6 +68,5 @@ class ProgramModule(nn.Module):
         return found[:, k] if count > 1 or found.ndim == 3 else found
 
     def forward(self, probabilities: Mapping[str | tuple[str, str], torch.Tensor]) -> torch.Tensor:
-        leaves = {leaf: self._leaf(probabilities, leaf[0], *where) for leaf, where in self._leaves.items()}
-        values = self.circuit.run(leaves, self.program_parameters.each(), self.semiring)
-        return torch.stack([values[name] for name in self.names], -1)
+        leaves = {(net, ph): self._leaf(probabilities, net, name, k) for net, ph, name, k in self._placed()}
+        return self.engine.answer_values(leaves)[1]

@@ -74,8 +74,9 @@ class Method:
         """Named extra loss terms for this batch, each already weighted, and numbers worth logging."""
         raise NotImplementedError
 
-    def divergence(self) -> str | None:
-        """Why the run must stop, if the last batch showed the method's terms running away."""
+    def divergence(self, info: dict[str, float]) -> str | None:
+        """Why the run must stop, if the last batch showed the method's terms running away; `info`: the
+        numbers of its `loss_terms`, read off the device as floats."""
         return None
 
     def samples(self) -> dict[str, torch.Tensor]:

@@ -68,7 +68,6 @@ class SelfSupervised(Method):
         }
         generative = any(objective.generative for objective in self.objectives.values())
         self.progress = ("energy_gap",) if generative and len(networks) == 1 else ()
-        self._last: dict[str, dict[str, float]] = {}
 
     def predicate_networks(self) -> dict[str, nn.Module]:
         return {name: objective.cluster_net for name, objective in self.objectives.items()}
@@ -91,14 +90,15 @@ class SelfSupervised(Method):
             keep = self.args.batch_statistics == "queries"
             with running_statistics_kept(objective.network) if keep else nullcontext():
                 own_terms, own_info = objective.loss_terms(self._inputs(batch, name), batch.step)
-            self._last[name] = own_info
             terms.update(prefixed({k: self.args.weight * v for k, v in own_terms.items()}, name, several))
             info.update(prefixed(own_info, name, several))
         return terms, info
 
-    def divergence(self) -> str | None:
+    def divergence(self, info: dict[str, float]) -> str | None:
+        several = len(self.objectives) > 1
         for name, objective in self.objectives.items():
-            reason = objective.divergence(self._last.get(name, {}))
+            own = {k.removeprefix(f"{name}/"): v for k, v in info.items() if not several or k.startswith(f"{name}/")}
+            reason = objective.divergence(own)
             if reason:
                 return f"{name}: {reason}"
         return None

@@ -22,7 +22,7 @@ def symbolic_loss(
     query with target 1 and of -log(1 - p + 1e-12) for a negative example (target 0, a true/false query
     labelled `false`)."""
     positive = -log_probabilities
-    if targets is None or bool(targets.all()):
+    if targets is None:  # every query positive (no device readout to find out)
         return positive.mean()
     negative = -torch.log((-torch.expm1(log_probabilities)).clamp(min=0.0) + eps)
     return torch.where(targets.bool(), positive, negative).mean()
@@ -68,21 +68,25 @@ class QueryLearner:
         leaves = self.template.leaves({net: torch.softmax(out, -1) for net, out in logits.items()})
         log_p = self.engine.log_likelihood(leaves, labels)
         negative = [self.template.boolean and label == FALSE for label in labels]
-        targets = torch.tensor([0.0 if no else 1.0 for no in negative], device=log_p.device)
+        targets = torch.tensor([0.0 if no else 1.0 for no in negative], device=log_p.device) if any(negative) else None
         terms, info = self.method.loss_terms(TrainBatch(images=images, step=step, logits=logits))
         p = log_p.detach().exp()
-        learned = {f"t/{name}": value for name, value in self.engine.program_parameters.values().items()}
-        return (
-            {"query": symbolic_loss(log_p, targets), **terms},
-            {"p_label>0.5": float((torch.where(targets.bool(), p, 1.0 - p) > 0.5).float().mean()), **info, **learned},
-        )
+        right = (p > 0.5) if targets is None else (torch.where(targets.bool(), p, 1.0 - p) > 0.5)
+        parameters = self.engine.program_parameters
+        learned = {f"t/{name}": value for name, value in zip(parameters.names, parameters().detach(), strict=True)}
+        # tensors on the run's device: the loop reads every number of a step at once
+        return {"query": symbolic_loss(log_p, targets), **terms}, {
+            "p_label>0.5": right.float().mean(),
+            **info,
+            **learned,
+        }
 
     def images(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Per network, the images of these training queries that it reads."""
         return {network: self.train_set.images(self.tensors, read, rows) for network, read in self.readers.items()}
 
     def divergence(self, info: dict[str, float]) -> str | None:
-        return self.method.divergence()
+        return self.method.divergence(info)
 
     def state_dict(self) -> dict:
         return {"method": self.method.state_dict()}

@@ -198,8 +198,9 @@ class Trainer:
             optimizer.zero_grad()
         terms, info = self.learner.loss_terms(rows, self.step)
         loss = sum(terms.values())
-        values = {name: float(value.detach()) for name, value in terms.items()}
-        if not math.isfinite(float(loss.detach())):
+        values, info = _read(terms, loss, info)
+        total = values.pop("loss")
+        if not math.isfinite(total):
             raise Diverged(self.step + 1, {**values, **info})
         reason = self.learner.divergence(info)
         if reason:
@@ -210,4 +211,18 @@ class Trainer:
         lr = next(iter(self.optimizers.values())).param_groups[0]["lr"]  # the rate this step used
         for scheduler in self.schedulers.values():
             scheduler.step()
-        return {"loss": float(loss.detach()), **{f"loss_{k}": v for k, v in values.items()}, **info, "lr": lr}
+        return {"loss": total, **{f"loss_{k}": v for k, v in values.items()}, **info, "lr": lr}
+
+
+def _read(
+    terms: dict[str, torch.Tensor], loss: torch.Tensor, info: dict[str, float | torch.Tensor]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The step's loss terms, its loss (key `loss`) and the learner's tensor-valued numbers as floats, read
+    off the run's device in one transfer (a readout per number would wait for the device once each)."""
+    tensors = {f"term/{k}": v for k, v in terms.items()} | {"loss": loss}
+    tensors |= {k: v for k, v in info.items() if isinstance(v, torch.Tensor)}
+    read = dict(
+        zip(tensors, torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).tolist(), strict=True)
+    )
+    values = {k.removeprefix("term/"): v for k, v in read.items() if k.startswith("term/")} | {"loss": read["loss"]}
+    return values, {k: read.get(k, v) for k, v in info.items()}

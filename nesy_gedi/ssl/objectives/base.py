@@ -62,13 +62,11 @@ class CosinePrototypes(nn.Module):
         return self.scores(x) / self.temperature
 
 
-def assignment_stats(logits: torch.Tensor) -> dict[str, float]:
-    """Mean max-probability (confidence) and normalised entropy of the batch marginal (1 = balanced), for logs."""
+def assignment_stats(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean max-probability (confidence) and normalised entropy of the batch marginal (1 = balanced), for logs
+    (on the device: the loop reads a step's numbers at once)."""
     logits = logits.detach()
-    return {
-        "max_prob": float(torch.softmax(logits, -1).max(-1).values.mean()),
-        "marginal_entropy": float(marginal_entropy(logits)),
-    }
+    return {"max_prob": torch.softmax(logits, -1).max(-1).values.mean(), "marginal_entropy": marginal_entropy(logits)}
 
 
 class Objective:

@@ -71,12 +71,12 @@ class Gedi(Objective):
         logits = dict(zip(inputs, self.cluster_net(torch.cat(list(inputs.values()))).split(sizes), strict=True))
 
         terms: dict[str, torch.Tensor] = {}
-        info: dict[str, float] = {}
+        info: dict[str, torch.Tensor] = {}
         if generative:
             terms["gen"] = args.w_gen * generative_loss(logits["data"], logits["samples"])
             if args.energy_l2 > 0:
                 terms["energy_l2"] = args.energy_l2 * energy_penalty(logits["data"], logits["samples"])
-            e_data, e_samples = (float(energy(logits[k].detach()).mean()) for k in ("data", "samples"))
+            e_data, e_samples = (energy(logits[k].detach()).mean() for k in ("data", "samples"))
             info.update(energy_data=e_data, energy_samples=e_samples, energy_gap=e_samples - e_data)
         if "inv" in self.terms:
             terms["inv"] = args.w_inv * invariance_loss(logits["a"], logits["b"], args.symmetric)
