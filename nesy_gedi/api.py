@@ -14,6 +14,7 @@ is the piece for your own training loop.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from nesy_gedi.commands.pretrain import pretrain
 from nesy_gedi.commands.run import run_task
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
-from nesy_gedi.training.rundir import CONFIG, RunDir
+from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
 
 def _dotted(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -39,6 +40,19 @@ def _dotted(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             found[f"{prefix}{key}"] = yaml_text(value)
     return found
+
+
+def _check_new_folder(folder: Path, command: str) -> None:
+    """A new run goes into a folder of its own: not over a file, nor into another run."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder}: a file of that name exists; name a folder")
+    if (folder / METRICS).is_file():
+        raise UserError(f"--out {folder}: already holds a finished run ({METRICS}); name another folder")
+    if (folder / CHECKPOINT).is_file():
+        raise UserError(
+            f"--out {folder}: holds an interrupted run; continue it with `nesy-gedi {command} --resume {folder}`, "
+            "or name another folder"
+        )
 
 
 class Task:
@@ -64,6 +78,8 @@ class Task:
         "diverged"` when it was stopped)."""
         resuming = self.folder is not None and out is None and (self.folder / CONFIG).is_file()
         folder = self.folder if resuming else Path(out) if out else self.default_folder()
+        if not resuming:
+            _check_new_folder(folder, "run" if isinstance(self.config, TaskConfig) else "pretrain")
         run = RunDir(folder)
         self.folder = folder
         try:
@@ -101,4 +117,8 @@ def resume(folder: str | Path, kind: type[TaskConfig | PretrainConfig] | None = 
     folder = Path(folder)
     if not (folder / CONFIG).is_file():
         raise UserError(f"--resume {folder}: not a run folder (no {CONFIG})")
+    if (folder / METRICS).is_file() and json.loads((folder / METRICS).read_text()).get("status") == "finished":
+        raise UserError(
+            f"--resume {folder}: this run has finished; its results are in {folder / METRICS} and report.md"
+        )
     return Task(checked_config(folder / CONFIG, kind=kind), folder)

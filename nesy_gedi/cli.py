@@ -26,8 +26,18 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("nesy_gedi")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nesy-gedi", description="Neuro-symbolic learning with DeepProbLog and GEDI.")
+    parser.add_argument("--version", action="version", version=f"nesy-gedi {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     for name, help_text in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -141,3 +142,55 @@ def test_the_output_variable_cannot_be_an_input(task_file, capsys, tmp_path):
     code, err = run_cli(capsys, "run", str(path), *SMALL, "--out", str(tmp_path / "run"))
     assert code == 2 and "query.output: 'A' is also an input" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--set", "train.lr=[1,"], r"--set train.lr=\[1,: the value is not valid YAML"),
+        (["--seed", "-1"], r"--set seed=-1: Input should be greater than or equal to 0"),
+        (["--seed", str(2**32)], r"--set seed=4294967296: Input should be less than or equal to 4294967295"),
+    ],
+)
+def test_bad_command_line_values_leave_no_folder(task_file, tmp_path, capsys, args, expected):
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "run", str(task_file()), *SMALL, *args, "--out", str(out))
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) <= 2
+    assert re.search(expected, err), err
+    assert not out.exists()
+
+
+def test_a_key_given_twice_names_both_lines(task_file, capsys):
+    path = task_file()
+    path.write_text(path.read_text() + "train: {iterations: 3}\n")
+    code, err = run_cli(capsys, "run", str(path), *SMALL)
+    assert code == 2
+    assert re.search(r"task.yaml:\d+: not valid YAML: key 'train' is given twice, at lines \d+ and \d+", err), err
+
+
+def test_out_is_a_new_folder_and_a_finished_run_is_not_resumed(task_file, tmp_path, capsys):
+    path, existing = task_file(), tmp_path / "a_file"
+    existing.write_text("")
+    code, err = run_cli(capsys, "run", str(path), *SMALL, "--out", str(existing))
+    assert code == 2 and "a file of that name exists" in err
+    out = tmp_path / "run"
+    umask = os.umask(0o022)  # a shared cluster's usual: files readable by the group
+    try:
+        assert run_cli(capsys, "run", str(path), *SMALL, "--out", str(out))[0] == 0
+    finally:
+        os.umask(umask)
+    assert {f.name: oct(f.stat().st_mode & 0o777) for f in out.iterdir() if f.is_file()} == {
+        f.name: "0o644" for f in out.iterdir() if f.is_file()
+    }
+    log = (out / "train_log.jsonl").read_text()
+    code, err = run_cli(capsys, "run", str(path), *SMALL, "--out", str(out))
+    assert code == 2 and "already holds a finished run" in err
+    code, err = run_cli(capsys, "run", "--resume", str(out))
+    assert code == 2 and "this run has finished" in err
+    assert (out / "train_log.jsonl").read_text() == log
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("nesy-gedi ")

@@ -40,6 +40,14 @@ def test_compare_writes_its_table_and_reuses_finished_runs(tmp_path, capsys):
     assert {k for k in logs if again[k] != logs[k]} == {"entropy-seed1.log"}
     assert "| entropy | 2/2 | 0 | 0 |" in (out / "comparison.md").read_text()
 
+    # other settings into the same folder: refused before anything runs, naming the difference
+    table = (out / "comparison.md").read_text()
+    assert main([*args, "--set", "train.lr=0.5"]) == 2
+    assert "dpl-seed0 holds a run made with train.lr=0.001, and this comparison asks for train.lr=0.5" in (
+        capsys.readouterr().err
+    )
+    assert (out / "comparison.md").read_text() == table
+
 
 def test_compare_with_an_unknown_method_is_a_clear_error(tmp_path, capsys):
     code = main(["compare", str(TASK), "--methods", "dpl,gedy", "--seeds", "1", "--out", str(tmp_path)])

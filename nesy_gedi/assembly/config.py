@@ -258,7 +258,9 @@ class _RunSpec(_Strict):
     """What every task file has: a name, the seed, the device and a method with its arguments."""
 
     name: str = Field(description="task name, used for the default run folder")
-    seed: int = Field(0, description="fixes the data, initialisation, batch order and sampling (also `--seed N`)")
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1, description="fixes the data, initialisation, batch order and sampling (also `--seed N`)"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto`: a GPU if torch sees one")
     method: str
     method_args: dict[str, Any] = Field(
@@ -341,7 +343,24 @@ Check = Callable[[Any, Where], None]
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`, which surprises everyone)."""
+    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`, which surprises everyone) and
+    refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key '{key}' is given twice, at lines {seen[key]} and {line}; keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -358,9 +377,15 @@ for _first in "-+0123456789":
     )
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, key: str = "KEY") -> Any:
     """A `--set` value, typed the way YAML would type it."""
-    return yaml.load(text, Loader=_Loader) if text.strip() else ""
+    try:
+        return yaml.load(text, Loader=_Loader) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(
+            f"--set {key}={text}: the value is not valid YAML ({problem}); quote it, e.g. --set '{key}=[1, 2]'"
+        ) from None
 
 
 def yaml_text(value: Any) -> str:
@@ -459,7 +484,7 @@ def load_config(
     if kind is PretrainConfig and "program" in data:
         raise UserError(f"{path}: a program task (it has a program:); run it with nesy-gedi run")
     for key, value in overrides.items():
-        _set_dotted(data, key, parse_value(value))
+        _set_dotted(data, key, parse_value(value, key))
     if kind is TaskConfig:
         _refuse_old_engine_keys(data, lambda key: _where((key,), path, lines, overrides))
     try:

@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from nesy_gedi.analysis.report import plot_comparison
-from nesy_gedi.assembly.config import TaskConfig
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, dump_config
 from nesy_gedi.assembly.task import load_task
 from nesy_gedi.commands.backends import PARENT, Backend, make_backend
 from nesy_gedi.errors import UserError
@@ -96,6 +98,29 @@ def _run(job: Job, task: str, sets: list[str], threads: int, kind: str, cwd: str
         return json.loads((job.folder / METRICS).read_text())
     lines = log.read_text().strip().splitlines()
     return {"status": "failed", "error": lines[-1] if lines else f"exit status {done.returncode}"}
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix.removesuffix("."): value}
+
+
+def _refuse_stale(job: Job, requested: TaskConfig | PretrainConfig) -> None:
+    """A folder of this grid that holds a run made with other settings (but its torch threads) is refused,
+    naming the first difference: reusing it would put an old result under the new command."""
+    if not (job.folder / CONFIG).is_file():
+        return
+    old = _flat(yaml.safe_load((job.folder / CONFIG).read_text()))
+    new = _flat(yaml.safe_load(dump_config(requested)))
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k != "train.threads")
+    if differ:
+        key = differ[0]
+        raise UserError(
+            f"{job.folder} holds a run made with {key}={old.get(key)!r}, and this comparison asks for "
+            f"{key}={new.get(key)!r}{f' (and {len(differ) - 1} more keys)' if len(differ) > 1 else ''}: give "
+            "another --out, or remove the folder to run it again"
+        )
 
 
 def flat_metrics(result: dict) -> dict[str, float]:
@@ -353,6 +378,8 @@ def compare(
         configs.append(load_task(task, {**overrides, "method": method}))
     kind = "run" if isinstance(configs[0], TaskConfig) else "pretrain"
     jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
+    for job in jobs:  # a run folder already there is reused (or resumed) only for the settings asked now
+        _refuse_stale(job, configs[methods.index(job.method)].model_copy(update={"seed": job.seed}))
     if backend == "local":  # the cores shared out, unless --set says otherwise
         threads = max(1, len(os.sched_getaffinity(0)) // workers)
     else:  # a Ray task asks for as many CPUs as its run has threads

@@ -57,7 +57,13 @@ def load_fashion(cache: Path, folder: str | Path | None = None) -> ImageData:
     """The 60,000 / 10,000 Fashion-MNIST images, MD5-verified, from `folder`, `NESY_GEDI_FASHION`, the
     Debian package's folder, or the package unpacked into the cache."""
     attempts = []
-    folders = [Path(f) for f in (folder, os.environ.get("NESY_GEDI_FASHION")) if f] + [SYSTEM_DIR]
+    named = folder or os.environ.get("NESY_GEDI_FASHION")
+    if named and not Path(named).is_dir():
+        raise UserError(
+            f"{named}: Fashion-MNIST folder not found ({'the given folder' if folder else 'NESY_GEDI_FASHION'}); "
+            "fix the path, or leave it out to use the Debian package"
+        )
+    folders = [Path(named)] if named else [SYSTEM_DIR]  # a folder the user names is the only place looked at
     raw = None
     for candidate in folders:
         raw = read_files(candidate, FILES)
@@ -65,7 +71,7 @@ def load_fashion(cache: Path, folder: str | Path | None = None) -> ImageData:
             where = str(candidate)
             break
         attempts.append(f"  - {candidate}: not the four Fashion-MNIST IDX files (plain or .gz)")
-    else:
+    if raw is None and not named:
         try:
             unpacked = _unpack_debian(cache)
             raw, where = read_files(unpacked, FILES), f"Debian package {DEBIAN_PACKAGE} in {cache}"

@@ -147,7 +147,14 @@ def load_mnist(data_dir: str | Path | None = None, cache: Path | None = None, so
     `source` is `auto` (all in order), `dir`, `npm` or `torchvision`. `data_dir` defaults to `NESY_GEDI_DATA`.
     """
     cache = cache or default_cache_dir()
+    named = "the given folder" if data_dir else "NESY_GEDI_DATA"
     data_dir = data_dir or os.environ.get("NESY_GEDI_DATA")
+    if data_dir:  # a folder the user names is the only place looked at: never a silent fallback
+        if not Path(data_dir).is_dir():
+            raise UserError(
+                f"{data_dir}: MNIST folder not found ({named}); fix the path, or leave it out to use the npm copy"
+            )
+        source = "dir" if source == "auto" else source
     attempts: list[tuple[str, str, Callable[[], dict[str, bytes] | None]]] = []
     if data_dir:
         attempts.append(("dir", f"directory {data_dir}", lambda: _read_dir(Path(data_dir))))
