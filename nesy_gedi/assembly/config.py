@@ -286,6 +286,9 @@ class TaskConfig(_RunSpec):
     """the program and template the task check parsed, with the resolved config they were parsed for; the
     run that loads this config takes them over, so a run parses its program once"""
 
+    def __eq__(self, other: object) -> bool:  # the settings, not what a check has parsed of them
+        return isinstance(other, TaskConfig) and self.model_dump() == other.model_dump()
+
 
 class PretrainData(_Strict):
     kind: str = Field(description="an image source's kind (as in `data.sources`), or 2-D points: `moons`, `circles`")
