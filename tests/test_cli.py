@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import pytest
 
 from nesy_gedi.cli import main
+
+from .conftest import ROOT
 
 PROGRAM = (
     "nn(mnist_net,[X],Y,[0,1,2,3,4,5,6,7,8,9]) :: digit(X,Y).\naddition(X,Y,Z) :- digit(X,A), digit(Y,B), Z is A+B.\n"
@@ -194,3 +197,17 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.startswith("nesy-gedi ")
+
+
+def test_a_batch_normalised_network_never_sees_one_image_in_training(tmp_path, capsys):
+    """batch_size 1 on one-image queries is refused before any folder; an epoch's last batch of one query
+    (17 queries, batch 8) joins the batch before it instead of crashing batch normalisation."""
+    task = str(ROOT / "tasks" / "mnist_digit.yaml")
+    bn = ("--set", "networks.mnist_net.arch=mnist_lenet_bn", "--set", "data.test_size=8")
+    code, err = run_cli(capsys, "run", task, *bn, "--set", "train.batch_size=1", "--out", str(tmp_path / "a"))
+    assert code == 2 and "batch-normalised) a single image in training" in err and not (tmp_path / "a").exists()
+    out = tmp_path / "b"
+    args = ("--set", "data.train_size=17", "--set", "train.batch_size=8", "--set", "train.epochs=2", "--out", str(out))
+    assert run_cli(capsys, "run", task, *bn, *args)[0] == 0
+    sizes = [row["step"] for row in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())]
+    assert sizes == [1, 2, 3, 4]  # two steps an epoch: 8 queries, then 9

@@ -86,6 +86,12 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
             "engine.semiring: real"
         )
     for name, spec in config.networks.items():
+        if config.train.batch_size == 1 and len(logic[1].readers.get(name, [])) == 1 and _normalises(spec.arch):
+            raise UserError(
+                f"{where(('train', 'batch_size'))}: one query a step gives network '{name}' ({spec.arch}, batch-"
+                "normalised) a single image in training, which batch normalisation cannot use; set "
+                "train.batch_size: 2 or more"
+            )
         if METHODS[config.method].needs_pretrained and spec.init is None and spec.pretrain is None:
             raise UserError(
                 f"{where(('networks', name))}: method '{config.method}' starts every network from a pretraining "
@@ -111,6 +117,16 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
                 f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "
                 "a network.pt or checkpoint.pt; run the pretraining first"
             )
+
+
+def _normalises(arch: str) -> bool:
+    """Whether an architecture has batch normalisation (a user network that cannot be built here is not
+    checked: it fails with its own message when the run builds it)."""
+    try:
+        network = build_network(arch, 2)
+    except Exception:  # noqa: BLE001 - any failure of user code is reported where the run builds it
+        return False
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in network.modules())
 
 
 def _check_chain(config: TaskConfig, where: Where) -> None:

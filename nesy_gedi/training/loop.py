@@ -109,7 +109,13 @@ class Trainer:
         self.optimizers = {
             name: self._optimizer(net, learner.rates.get(name, spec.lr)) for name, net in learner.networks.items()
         }
-        self.steps_per_epoch = math.ceil(n_examples / spec.batch_size)
+        self.steps_per_epoch = (
+            max(1, n_examples // spec.batch_size)
+            if n_examples % spec.batch_size == 1
+            else (math.ceil(n_examples / spec.batch_size))
+        )
+        """an epoch's last batch of one example is merged into the one before: a batch-normalised network must
+        never see a single image in training (and one example makes a noisy step)"""
         self.total_steps = spec.iterations or spec.epochs * self.steps_per_epoch
         self.schedulers = {name: self._scheduler(opt) for name, opt in self.optimizers.items()}
         self.step = 0
@@ -164,7 +170,8 @@ class Trainer:
                 epoch, position = divmod(self.step, self.steps_per_epoch)
                 if epoch != order_epoch:
                     order, order_epoch = self._order(epoch), epoch
-                rows = order[position * self.spec.batch_size : (position + 1) * self.spec.batch_size]
+                end = (position + 1) * self.spec.batch_size if position + 1 < self.steps_per_epoch else None
+                rows = order[position * self.spec.batch_size : end]
                 started = time.perf_counter()
                 row = self._train_step(rows)
                 took = time.perf_counter() - started
