@@ -5,6 +5,7 @@ import nesy_gedi
 task = nesy_gedi.load_task("tasks/mnist_add.yaml", seed=3, train={"iterations": 500})
 metrics = task.train()            # a run folder under runs/, the metrics returned
 print(metrics["task_accuracy"], metrics["concept_accuracy"])
+net = metrics.networks["mnist_net"]  # the trained network (CPU, eval mode); progress=False: no bars
 ```
 
 Overrides are keyword arguments: a task key's value, or a mapping for a section (`train={...}`), or a
@@ -15,9 +16,13 @@ is the piece for your own training loop.
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from nesy_gedi.analysis.shortcut_count import ShortcutCount
 from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, yaml_text
@@ -28,6 +33,8 @@ from nesy_gedi.commands.pretrain import pretrain
 from nesy_gedi.commands.run import run_task
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
+from nesy_gedi.progress import shown
+from nesy_gedi.training.checkpoint import load_exported
 from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
 
@@ -55,6 +62,15 @@ def _check_new_folder(folder: Path, command: str) -> None:
         )
 
 
+class Trained(dict):
+    """A run's metrics (the dict `metrics.json` holds) and its trained networks by name (`.networks`: a
+    program task's networks; a pretraining run's `network`), on the CPU in eval mode."""
+
+    def __init__(self, metrics: dict, networks: dict[str, torch.nn.Module]) -> None:
+        super().__init__(metrics)
+        self.networks = networks
+
+
 class Task:
     """A loaded, checked task: train it (program task or pretraining), or count its shortcuts."""
 
@@ -71,11 +87,28 @@ class Task:
         c = self.config
         return Path("runs") / c.name / f"{c.method}-seed{c.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    def train(self, out: str | Path | None = None, command: str = "nesy_gedi Python API") -> dict:
+    def train(
+        self, out: str | Path | None = None, command: str = "nesy_gedi Python API", progress: bool = True
+    ) -> Trained:
         """Train and evaluate in `out` (default: runs/<task>/<method>-seed<N>-<time>); without `out`, a task
         that already has a run folder (from `resume`, or an earlier `train`) continues it. Networks with
         `pretrain:` are pretrained first (or their cached run reused). The run's metrics (`"status":
-        "diverged"` when it was stopped)."""
+        "diverged"` when it was stopped) with the trained networks as `.networks`. `progress=False` shows no
+        bars. The caller's torch threads and random states are as they were afterwards."""
+        threads, states = torch.get_num_threads(), (torch.get_rng_state(), np.random.get_state(), random.getstate())
+        try:
+            with shown(progress):
+                metrics = self._train(out, command)
+            exported = sorted(self.folder.glob("network*.pt"))  # building them draws from the RNG: restored below
+            networks = {path.stem.removeprefix("network_"): load_exported(path) for path in exported}
+        finally:
+            torch.set_num_threads(threads)
+            torch.set_rng_state(states[0])
+            np.random.set_state(states[1])
+            random.setstate(states[2])
+        return Trained(metrics, networks)
+
+    def _train(self, out: str | Path | None, command: str) -> dict:
         resuming = self.folder is not None and out is None and (self.folder / CONFIG).is_file()
         folder = self.folder if resuming else Path(out) if out else self.default_folder()
         if not resuming:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 
 import pytest
 import torch
@@ -82,10 +83,29 @@ def test_load_task_train_and_resume_from_python(tmp_path):
     assert (task.config.seed, task.config.train.iterations, task.config.eval.batch_size) == (2, 4, 16)
     metrics = task.train(out=tmp_path / "run")
     assert metrics["status"] == "finished" and (tmp_path / "run" / "metrics.json").is_file()
-    again = nesy_gedi.resume(tmp_path / "run")
-    assert again.train()["train_steps"] == 4  # resumed at its end: nothing more to train
+    with pytest.raises(UserError, match="this run has finished"):
+        nesy_gedi.resume(tmp_path / "run")
     with pytest.raises(UserError, match="unknown method"):
         nesy_gedi.load_task(ROOT / "tasks" / "mnist_add.yaml", method="nope")
+
+
+def test_training_from_python_leaves_the_caller_as_it_found_it(tmp_path, capsys):
+    """Threads, random states and warning filters as before; no bars with progress=False; the trained
+    networks handed back, equal to the exported ones."""
+    task = nesy_gedi.load_task(ROOT / "tasks" / "mnist_add.yaml", **SMALL, overrides={"train.threads": 1})
+    torch.set_num_threads(2)
+    torch.manual_seed(123)
+    filters, state = list(warnings.filters), torch.get_rng_state()
+    capsys.readouterr()
+    trained = task.train(out=tmp_path / "run", progress=False)
+    assert "train:" not in capsys.readouterr().err
+    assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), state)
+    assert warnings.filters == filters
+    net = trained.networks["mnist_net"]
+    assert not net.training and trained["status"] == "finished"
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert net(x).shape == (3, 10)
 
 
 def test_the_api_example_runs(tmp_path):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from nesy_gedi.cli import main
 
@@ -185,6 +186,7 @@ def test_out_is_a_new_folder_and_a_finished_run_is_not_resumed(task_file, tmp_pa
     assert {f.name: oct(f.stat().st_mode & 0o777) for f in out.iterdir() if f.is_file()} == {
         f.name: "0o644" for f in out.iterdir() if f.is_file()
     }
+    torch.load(out / "checkpoint.pt")  # torch's default (weights_only=True) reads every file a run saves
     log = (out / "train_log.jsonl").read_text()
     code, err = run_cli(capsys, "run", str(path), *SMALL, "--out", str(out))
     assert code == 2 and "already holds a finished run" in err

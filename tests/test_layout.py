@@ -93,7 +93,7 @@ def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-COMPONENTS = ["logic", "data", "ssl", "methods", "networks", "args", "errors", "files"]
+COMPONENTS = ["logic", "data", "ssl", "methods", "networks", "args", "errors", "files", "progress"]
 """the parts a task is built from: each knows nothing of how a run is assembled, trained, analysed or commanded"""
 FLOORS = ["training", "analysis", "assembly", "commands"]
 """the folders above the components, lowest first: a floor imports the floors below it, never one above"""

@@ -12,11 +12,11 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import confusion_matrix, f1_score, normalized_mutual_info_score, roc_auc_score
 from sklearn.metrics.cluster import contingency_matrix
-from tqdm import tqdm
 
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
 from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.progress import bar as progress_bar
 
 
 def answer_metrics(engine: DeepProbLogEngine, template: QueryTemplate, queries: QuerySet, batch_size: int) -> dict:
@@ -24,7 +24,7 @@ def answer_metrics(engine: DeepProbLogEngine, template: QueryTemplate, queries: 
     macro-F1(Y) over the label values that occur."""
     engine.eval()
     answers: list[str] = []
-    for start in tqdm(
+    for start in progress_bar(
         range(0, len(queries), batch_size), desc="test queries", unit="batch", dynamic_ncols=True, mininterval=1.0
     ):
         rows = range(start, min(start + batch_size, len(queries)))

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from nesy_gedi.analysis.report import plot_comparison
 from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, dump_config
@@ -36,6 +35,7 @@ from nesy_gedi.assembly.task import load_task
 from nesy_gedi.commands.backends import PARENT, Backend, make_backend
 from nesy_gedi.errors import UserError
 from nesy_gedi.methods import METHODS
+from nesy_gedi.progress import bar as progress_bar
 from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
@@ -326,7 +326,7 @@ def _grid(jobs: list[Job], work: Callable[[Job], dict], backend: Backend) -> lis
     for job in jobs:
         backend.submit(job, partial(work, job))
     results: dict[Job, dict] = {}
-    bar = tqdm(total=len(jobs), desc="compare", unit="run", dynamic_ncols=True, mininterval=5.0)
+    bar = progress_bar(total=len(jobs), desc="compare", unit="run", dynamic_ncols=True, mininterval=5.0)
     shown = None
     try:
         while len(results) < len(jobs):

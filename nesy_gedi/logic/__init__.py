@@ -3,7 +3,10 @@
 import warnings
 
 # DeepProbLog warns on import that its optional approximate engine (SWI-Prolog) is missing; we never use it.
-warnings.filterwarnings("ignore", message="ApproximateEngine is not available")
+# It is imported here once with that warning silenced, leaving the caller's warning filters as they were.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="ApproximateEngine is not available")
+    import deepproblog.engines  # noqa: F401
 
 
 def make_engine(

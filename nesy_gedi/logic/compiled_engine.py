@@ -24,7 +24,7 @@ from torch import nn
 
 from nesy_gedi.files import write_atomic
 from nesy_gedi.logic.circuit import Circuit, compile_template
-from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine, Leaves
+from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine, Leaves, quiet_deepproblog
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.logic.query import QueryTemplate
 
@@ -86,12 +86,14 @@ class CompiledEngine(DeepProbLogEngine):
     def _compiled(self, shape: Term, query: Term, output: int | None) -> Circuit:
         """The circuit of one template, from the disk cache or compiled now (then saved atomically)."""
         if self.cache_dir is None:
-            return compile_template(self.model, query, output, self.domains)
+            with quiet_deepproblog():
+                return compile_template(self.model, query, output, self.domains)
         name = f"{self._prefix(shape)}-{cache_key(self.program_text, str(query))}.pkl"
         if (self.cache_dir / name).is_file():
             with open(self.cache_dir / name, "rb") as f:
                 return pickle.load(f)
-        program = compile_template(self.model, query, output, self.domains)
+        with quiet_deepproblog():
+            program = compile_template(self.model, query, output, self.domains)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.cache_dir / name, lambda tmp: Path(tmp).write_bytes(pickle.dumps(program)))
         return program

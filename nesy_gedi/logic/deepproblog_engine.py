@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 
 import torch
@@ -25,8 +25,15 @@ from nesy_gedi.logic.parameters import ProgramParameters
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.logic.query import QueryTemplate
 
-# DeepProbLog's semiring compares probabilities as Python floats; harmless, and it would flood the output.
-warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+
+@contextlib.contextmanager
+def quiet_deepproblog() -> Iterator[None]:
+    """DeepProbLog's semiring compares probabilities as Python floats, which torch warns of on every query:
+    harmless, and it would flood the output. Silenced only while DeepProbLog runs, not in the caller's code."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+        yield
+
 
 LOSS_FLOOR = 1e-12
 """DeepProbLog's cross-entropy takes log(p + 1e-12): the floor of every loss from linear-space probabilities"""
@@ -196,7 +203,8 @@ class DeepProbLogEngine(nn.Module):
         self._tables.update(tables)
         self._parameters_now[:] = self.program_parameters.each()
         try:
-            return self.model.solve(queries)
+            with quiet_deepproblog():
+                return self.model.solve(queries)
         finally:
             self._tables.clear()
             self._parameters_now.clear()

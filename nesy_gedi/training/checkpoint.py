@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nesy_gedi.errors import UserError
+from nesy_gedi.networks import build_network
 from nesy_gedi.training.rundir import CHECKPOINT, RunDir
 
 PRETRAINED = "network.pt"
@@ -47,10 +48,17 @@ def save_checkpoint(
             "schedulers": {n: sched.state_dict() for n, sched in schedulers.items()},
             "learner": learner,
             "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
+            "numpy_rng": _numpy_state(),
             "python_rng": random.getstate(),
         },
     )
+
+
+def _numpy_state() -> dict:
+    """numpy's global RNG state in types `torch.load(weights_only=True)` (its default) reads."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    keys = torch.from_numpy(keys.astype(np.int64))
+    return {"kind": kind, "keys": keys, "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}
 
 
 def load_checkpoint(
@@ -62,7 +70,12 @@ def load_checkpoint(
         for name, item in group.items():
             item.load_state_dict(state[saved][name])
     torch.set_rng_state(state["torch_rng"])
-    np.random.set_state(state["numpy_rng"])
+    saved = state["numpy_rng"]
+    if isinstance(saved, dict):
+        keys = saved["keys"].numpy().astype(np.uint32)
+        np.random.set_state((saved["kind"], keys, saved["pos"], saved["has_gauss"], saved["cached"]))
+    else:  # a checkpoint from before 2026-12-05 holds numpy's tuple
+        np.random.set_state(saved)
     random.setstate(state["python_rng"])
     return state["step"], state["seconds"], state["learner"]
 
@@ -71,6 +84,14 @@ def export_network(run: RunDir, filename: str, network: nn.Module, arch: str, ou
     """One network's weights, architecture and output size, in a file `weights_only=True` can load."""
     state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
     run.save_torch(filename, {"arch": arch, "outputs": outputs, "state_dict": state})
+
+
+def load_exported(path: Path) -> nn.Module:
+    """A network `export_network` wrote, built from its architecture and loaded, on the CPU, in eval mode."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    network = build_network(saved["arch"], saved["outputs"])
+    network.load_state_dict(saved["state_dict"])
+    return network.eval()
 
 
 def _pretrained_state(folder: Path) -> dict[str, torch.Tensor]:

@@ -18,8 +18,8 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from nesy_gedi.progress import bar as progress_bar
 from nesy_gedi.training.checkpoint import load_checkpoint, save_checkpoint
 from nesy_gedi.training.rundir import RunDir
 from nesy_gedi.training.threads import ThreadGovernor
@@ -163,7 +163,9 @@ class Trainer:
         """Train to step `until` (default: the end), checkpointing there."""
         stop = min(until or self.total_steps, self.total_steps)
         recent: dict[str, deque[float]] = {}  # running means on the bar: the loss, each term, the learner's keys
-        bar = tqdm(total=stop, initial=self.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0)
+        bar = progress_bar(
+            total=stop, initial=self.step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0
+        )
         order, order_epoch = None, -1
         try:
             while self.step < stop:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import platform
 import sys
 from importlib import metadata
@@ -54,7 +55,10 @@ class RunDir:
         return self.write_atomic(name, lambda tmp: torch.save(data, tmp))
 
     def load_torch(self, name: str) -> Any:
-        return torch.load(self.path / name, weights_only=False)
+        try:
+            return torch.load(self.path / name)  # torch's default, weights_only=True, as any reader would
+        except pickle.UnpicklingError:  # a checkpoint from before 2026-12-05 (numpy's RNG state as a tuple)
+            return torch.load(self.path / name, weights_only=False)
 
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
