@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import shlex
+import signal
 import sys
 
 from nesy_gedi.errors import UserError
@@ -202,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # outside training (loading, evaluation): nothing to keep beyond the checkpoint
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while we stop: no traceback
         print("\ninterrupted", file=sys.stderr)
+        signal.signal(signal.SIGINT, previous)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would raise again

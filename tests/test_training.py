@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -153,3 +157,26 @@ def test_restarts_of_a_program_task_are_reproducible_and_resume(restarted_run, t
     interrupt_training_at(monkeypatch, 10, lambda: run_task(config, RunDir(resumed_folder), command="test"))
     resumed = run_task(load_task(resumed_folder / "config.yaml"), RunDir(resumed_folder), "test", resume=True)
     assert without_start_seconds(resumed) == without_start_seconds(restarted_run[1])
+
+
+def test_ctrl_c_pressed_twice_prints_no_traceback(tmp_path):
+    """Two SIGINTs in quick succession: exit status 130, the resume hint, no traceback, a whole checkpoint."""
+    out = tmp_path / "run"
+    args = ["--set", "data.train_size=64", "--set", "data.test_size=8", "--set", "train.iterations=1000000"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nesy_gedi", "run", str(ROOT / "tasks" / "mnist_add.yaml"), *args, "--out", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    seen = ""
+    while "train:" not in seen:  # training has started
+        seen += process.stderr.read(1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 130
+    assert "Traceback" not in seen + rest and "--resume" in rest
+    torch.load(out / "checkpoint.pt")

@@ -8,10 +8,14 @@ depends only on (seed, epoch), so a resumed run continues exactly where it stopp
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import signal
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -192,7 +196,8 @@ class Trainer:
                 if self.step % self.spec.checkpoint_every == 0:
                     self.save()
         except KeyboardInterrupt:
-            self.save()
+            with _second_interrupt_ignored():  # Ctrl-C pressed twice must not cut the checkpoint in half
+                self.save()
             raise Interrupted(self.step) from None
         except Diverged:
             self.save()  # the networks are still those of the last finished step: nothing was stepped
@@ -221,6 +226,19 @@ class Trainer:
         for scheduler in self.schedulers.values():
             scheduler.step()
         return {"loss": total, **{f"loss_{k}": v for k, v in values.items()}, **info, "lr": lr}
+
+
+@contextlib.contextmanager
+def _second_interrupt_ignored() -> Iterator[None]:
+    """SIGINT ignored inside the block (in the main thread, where signals arrive), as before after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _read(
