@@ -173,3 +173,26 @@ def test_bad_sources_mappings_and_networks_are_one_message(task_file, capsys, tm
     assert code == 2 and "Traceback" not in err, err
     assert __import__("re").search(expected, err), err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_wheel_ships_the_tasks_and_programs_and_a_shipped_task_loads_by_name(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import zipfile
+
+    from nesy_gedi.assembly import config as config_module
+
+    build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w"]
+    subprocess.run([*build, str(tmp_path / "wheel")], check=True, capture_output=True)
+    wheel = zipfile.ZipFile(next((tmp_path / "wheel").glob("nesy_gedi-*.whl")))
+    names = wheel.namelist()
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    data = [n for n in names if "/data/share/nesy_gedi/" in n]
+    assert {n.split("/share/nesy_gedi/")[1] for n in data} >= {"tasks/mnist_add.yaml", "programs/mnist_addition.pl"}
+    for name in data:  # the wheel's share/ as pip lays it out under the environment's prefix
+        target = tmp_path / "prefix" / name.split("/data/", 1)[1]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(wheel.read(name))
+    monkeypatch.setattr(config_module, "SHIPPED", [tmp_path / "prefix" / "share" / "nesy_gedi" / "tasks"])
+    task = nesy_gedi.load_task("mnist_add")
+    assert task.config.program == str(tmp_path / "prefix" / "share" / "nesy_gedi" / "programs" / "mnist_addition.pl")

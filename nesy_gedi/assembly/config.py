@@ -7,6 +7,7 @@ the `--set` option that introduced it. Relative paths in a task are relative to 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -454,6 +455,25 @@ def _refuse_old_engine_keys(data: dict, where: Callable[[str], str]) -> None:
             )
 
 
+SHIPPED = [
+    Path(__file__).resolve().parents[2] / "tasks",  # a source checkout (or an editable install)
+    Path(sys.prefix) / "share" / "nesy_gedi" / "tasks",  # the wheel's copy
+]
+"""where the tasks that come with the toolkit are: `nesy-gedi run mnist_add` names one"""
+
+
+def shipped_task(name: str) -> Path | None:
+    """A shipped task by its name (`mnist_add` or `mnist_add.yaml`), or None."""
+    if "/" in name or "\\" in name:
+        return None
+    file = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+    return next((folder / file for folder in SHIPPED if (folder / file).is_file()), None)
+
+
+def shipped_tasks() -> list[str]:
+    return sorted({p.stem for folder in SHIPPED if folder.is_dir() for p in folder.glob("*.yaml")})
+
+
 def load_config(
     path: str | Path,
     overrides: dict[str, str] | None = None,
@@ -466,7 +486,12 @@ def load_config(
     path = Path(path)
     overrides = overrides or {}
     if not path.is_file():
-        raise UserError(f"{path}: task file not found")
+        shipped = shipped_task(str(path))
+        if shipped is None:
+            raise UserError(
+                f"{path}: task file not found (nor a shipped task of that name: {', '.join(shipped_tasks())})"
+            )
+        path = shipped
     try:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
