@@ -117,3 +117,20 @@ def test_the_ray_backend_without_ray_is_one_clear_message(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert "--backend ray needs Ray: pip install 'nesy_gedi[ray]'" in err and "Traceback" not in err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    "address, expected",
+    [
+        ("not-an-address", "expected auto, HOST:PORT"),
+        ("10.0.0.5:99999", "expected auto, HOST:PORT"),
+        ("127.0.0.1:1", "no Ray cluster answers there within 5 s"),
+    ],
+)
+def test_a_bad_or_silent_address_is_one_message_at_once(tmp_path, capsys, address, expected):
+    args = ["compare", str(ROOT / "tasks" / "mnist_add.yaml"), "--methods", "dpl", "--seeds", "1"]
+    started = time.monotonic()
+    assert main([*args, "--backend", "ray", "--address", address, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert f"--address {address}: {expected}" in err and "Traceback" not in err, err
+    assert time.monotonic() - started < 30 and not (tmp_path / "c").exists()
