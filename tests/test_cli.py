@@ -213,3 +213,17 @@ def test_a_batch_normalised_network_never_sees_one_image_in_training(tmp_path, c
     assert run_cli(capsys, "run", task, *bn, *args)[0] == 0
     sizes = [row["step"] for row in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())]
     assert sizes == [1, 2, 3, 4]  # two steps an epoch: 8 queries, then 9
+
+
+@pytest.mark.parametrize(
+    "combinations, expected",
+    [
+        ("[[0, 6], [12, 1]]", r"\[12, 1\] gives image 1 the concept index 12, outside the domain of mnist_net"),
+        ("[[0, 6, 1]]", r"\[0, 6, 1\] has 3 concepts; a query has 2 images"),
+    ],
+)
+def test_combinations_outside_the_domain_are_named(tmp_path, capsys, combinations, expected):
+    task = str(ROOT / "tasks" / "mnist_evenodd.yaml")
+    code, err = run_cli(capsys, "run", task, "--set", f"data.combinations={combinations}", "--out", str(tmp_path / "r"))
+    assert code == 2 and re.search(expected, err), err
+    assert not (tmp_path / "r").exists()

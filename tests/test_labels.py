@@ -164,6 +164,12 @@ def test_query_files_round_trip(tmp_path, suffix, mnist):
     found = read_query_file(path, "test", template.counts, positions(mnist.test.labels, 3), template.labels(), False)
     assert found.indices.tolist() == [[4 * q, 4 * q + 1, 4 * q + 2] for q in range(5)]
     assert [str(x) for x in found.labels] == [str(r["label"]) for r in rows]
+    if suffix == ".csv":  # saved by Excel as "CSV UTF-8": a byte-order mark before the header
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        again = read_query_file(
+            path, "test", template.counts, positions(mnist.test.labels, 3), template.labels(), False
+        )
+        assert again.indices.tolist() == found.indices.tolist()
 
 
 @pytest.mark.parametrize(

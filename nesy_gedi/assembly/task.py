@@ -75,6 +75,7 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
     logic = task_logic(config)  # a program that cannot be read, parsed or asked fails here, before any run
     config._checked = (dump_config(config), logic)
     program = logic[0]
+    _check_combinations(config, logic[1], logic[2], where)
     if config.engine.semiring == "log" and config.engine.kind != "compiled":
         raise UserError(
             f"{where(('engine', 'semiring'))}: the log semiring is the compiled engine's; set engine.kind: compiled"
@@ -117,6 +118,27 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
                 f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "
                 "a network.pt or checkpoint.pt; run the pretraining first"
             )
+
+
+def _check_combinations(config: TaskConfig, template: QueryTemplate, sizes: dict[str, int], where: Where) -> None:
+    """Each listed tuple has one concept index per image of a query, inside the domain of every network that
+    reads that image."""
+    images = len(template.images)
+    for k, combination in enumerate(config.data.combinations or []):
+        if len(combination) != images:
+            raise UserError(
+                f"{where(('data', 'combinations', k))}: {list(combination)} has {len(combination)} concepts; a "
+                f"query has {images} images, one concept index each"
+            )
+        for net, read in template.readers.items():
+            domain = next(p.domain for p in template.program.neural_predicates if p.network == net)
+            for p in read:
+                if not 0 <= combination[p] < sizes[net]:
+                    raise UserError(
+                        f"{where(('data', 'combinations', k))}: {list(combination)} gives image {p + 1} the concept "
+                        f"index {combination[p]}, outside the domain of {net}: indices 0..{sizes[net] - 1} for "
+                        f"[{', '.join(map(str, domain))}]"
+                    )
 
 
 def _normalises(arch: str) -> bool:

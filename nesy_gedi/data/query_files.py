@@ -34,7 +34,7 @@ LABEL = "label"
 def _rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, row as a mapping) for every example of a CSV or JSON Lines file."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # -sig: a byte-order mark (Excel's "CSV UTF-8") is not text
     except FileNotFoundError:
         raise UserError(f"{path}: query file not found") from None
     except IsADirectoryError:

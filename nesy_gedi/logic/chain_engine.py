@@ -65,6 +65,7 @@ class ChainEngine(CompiledEngine):
         self._splits: dict[str, tuple[list[str], str]] = {}
         self._indices: dict[str, tuple[torch.Tensor, int]] = {}
         """per label: which answer of each state's step circuit every step takes, and the last state's index"""
+        self._compile_steps()  # a step that is not a function is refused now, before any run starts training
 
     def _compile_steps(self) -> None:
         """One all-answers step circuit per state reachable from the start, each checked to be a function."""
@@ -100,7 +101,8 @@ class ChainEngine(CompiledEngine):
             name = f"{self.step_goal.functor}/{self.step_goal.arity}"
             raise UserError(
                 f"engine.chain.step: in state {state} the answers of {name} have total probability "
-                f"{float(total[0]):.4g}, not 1: every world must give each step exactly one output and one next state"
+                f"{float(total[(total - 1).abs().argmax()]):.4g} in some world, not 1: every world must give each step "
+                "exactly one output and one next state"
             )
 
     def _split(self, label: Term) -> tuple[list[str], str]:
