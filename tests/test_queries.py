@@ -45,4 +45,4 @@ def test_a_combination_of_the_wrong_length_is_a_clear_error(capsys, tmp_path):
         ]
     )
     err = capsys.readouterr().err
-    assert code == 2 and "data.combinations: [0, 1, 2] has 3 concepts, but a query has 2 images" in err
+    assert code == 2 and "data.combinations=[[0, 1, 2]]: [0, 1, 2] has 3 concepts; a query has 2 images" in err

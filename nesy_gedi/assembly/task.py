@@ -290,7 +290,7 @@ def query_sets(config: TaskConfig, template: QueryTemplate, images: TaskImages) 
     """Training queries, test queries ("id") and, for a task with `data.combinations`, the OOD queries
     (the other tuples over the same concepts, from the test images); or the splits of the query files.
     Labels come from the program's answer, from its distribution (`data.labels: sampled`), or the files."""
-    data, per_query = config.data, template.images_per_query
+    data = config.data
     if data.labels == "sampled" and template.program.unset:
         raise UserError(
             f"data.labels: sampled draws labels from the program's own distribution, but "
@@ -299,12 +299,6 @@ def query_sets(config: TaskConfig, template: QueryTemplate, images: TaskImages) 
         )
     if data.labels == "files":
         return _from_files(config, template, images)
-    for combination in data.combinations or []:
-        if len(combination) != per_query:
-            raise UserError(
-                f"data.combinations: {combination} has {len(combination)} concepts, but a query has {per_query} "
-                "images; give one concept index per image"
-            )
     if data.ood_size and not data.combinations:
         raise UserError("data.ood_size: an OOD split needs data.combinations (the in-distribution tuples)")
     seed, train, test = config.seed, images.positions["train"], images.positions["test"]
