@@ -195,13 +195,13 @@ def test_programs_are_cached_on_disk_with_a_stable_key(tmp_path, monkeypatch, ci
     program = Program(ROOT / "programs" / "mnist_addition.pl")
     q = [x.replace_output([Constant(3)]) for x in queries("addition", [1, 1], 4)]
     source = {"train": torch.arange(8.0).view(8, 1)}
-    first = CompiledEngine(program, {"mnist_net": Lookup(8, 10)}, source, tmp_path, circuits)
+    first = CompiledEngine(program, {"mnist_net": Lookup(8, 10)}, source, cache_dir=tmp_path, circuits=circuits)
     expected = first.probabilities(q)
     shape = q[0].variable_output().query
     template = shape if circuits == "answers" else q[0].query
     key = f"{cache_key(program.text, str(shape))[:32]}-{cache_key(program.text, str(template))}.pkl"
     assert [p.name for p in tmp_path.glob("*.pkl")] == [key]
-    second = CompiledEngine(program, first.networks, source, tmp_path, circuits)
+    second = CompiledEngine(program, first.networks, source, cache_dir=tmp_path, circuits=circuits)
     monkeypatch.setattr(second.model.solver, "build_ac", lambda q: pytest.fail("compiled again instead of loading"))
     assert torch.equal(second.probabilities(q), expected)
 
@@ -413,7 +413,11 @@ def test_a_chain_step_that_is_not_a_function_is_refused(tmp_path):
     template = QueryTemplate(program, "addition(A, B, Sum)", "Sum", {"A": 2, "B": 2}, step=step)
     with pytest.raises(UserError, match=r"engine.chain.step: in state 0 .* total probability 2 in some world, not 1"):
         ChainEngine(  # refused when the engine is made, before a run folder's training starts
-            program, {"mnist_net": Lookup(4, 10)}, {"train": torch.arange(4.0).view(4, 1)}, template, CHAIN["split"]
+            program,
+            {"mnist_net": Lookup(4, 10)},
+            {"train": torch.arange(4.0).view(4, 1)},
+            template,
+            split=CHAIN["split"],
         )
 
 

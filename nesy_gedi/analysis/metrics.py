@@ -14,12 +14,12 @@ from sklearn.metrics import confusion_matrix, f1_score, normalized_mutual_info_s
 from sklearn.metrics.cluster import contingency_matrix
 
 from nesy_gedi.data.queries import QuerySet
-from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+from nesy_gedi.logic.engine import Engine
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.progress import bar as progress_bar
 
 
-def answer_metrics(engine: DeepProbLogEngine, template: QueryTemplate, queries: QuerySet, batch_size: int) -> dict:
+def answer_metrics(engine: Engine, template: QueryTemplate, queries: QuerySet, batch_size: int) -> dict:
     """Acc(Y): share of queries whose most probable answer is the label (no masking of answers);
     macro-F1(Y) over the label values that occur."""
     engine.eval()
@@ -123,7 +123,7 @@ def classify(
 
 
 def split_metrics(
-    engine: DeepProbLogEngine,
+    engine: Engine,
     template: QueryTemplate,
     queries: QuerySet,
     networks: dict[str, torch.nn.Module],

@@ -25,7 +25,7 @@ from nesy_gedi.data.query_files import read_query_file
 from nesy_gedi.data.sources import SOURCES
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
-from nesy_gedi.logic.deepproblog_engine import DeepProbLogEngine
+from nesy_gedi.logic.engine import Engine
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
@@ -433,7 +433,7 @@ class Assembled:
     method: Method
     predicates: dict[str, torch.nn.Module]
     """what each neural predicate reads (the method's view of the networks)"""
-    engine: DeepProbLogEngine
+    engine: Engine
     learner: QueryLearner
     naming: Naming | None
     """how the pretrained clusters were named (`networks.<name>.naming`), if any network was"""
@@ -442,15 +442,7 @@ class Assembled:
 def with_engine(config: TaskConfig, data: TaskData, started: Started, cache: Path) -> Assembled:
     """The engine over the started networks, and the learner that trains them."""
     engine = make_engine(
-        config.engine.kind,
-        data.program,
-        started.predicates,
-        data.tensors,
-        cache / "circuits",
-        config.engine.circuits,
-        config.engine.semiring,
-        config.engine.chain,
-        data.template,
+        config.engine, data.program, started.predicates, data.tensors, data.template, cache / "circuits"
     )
     learner = QueryLearner(
         engine,

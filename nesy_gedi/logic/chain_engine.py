@@ -15,6 +15,7 @@ sequences are disjoint events. Tests compare it with DeepProbLog's ExactEngine o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from deepproblog.query import Query
@@ -24,7 +25,7 @@ from torch import nn
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic.circuit import Circuit
 from nesy_gedi.logic.compiled_engine import CompiledEngine
-from nesy_gedi.logic.deepproblog_engine import Leaves
+from nesy_gedi.logic.engine import Leaves
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 
@@ -39,12 +40,13 @@ class ChainEngine(CompiledEngine):
         networks: dict[str, nn.Module],
         sources: dict[str, torch.Tensor],
         template: QueryTemplate,
+        *,
         split: str,
         order: str = "last",
-        cache_dir=None,
+        cache_dir: Path | None = None,
         semiring: str = "real",
     ) -> None:
-        super().__init__(program, networks, sources, cache_dir, "answers", semiring, template)
+        super().__init__(program, networks, sources, template, cache_dir=cache_dir, semiring=semiring)
         self.split = Term.from_string(split)
         self.step_goal = template.step
         self.start = template.step.args[len(template.counts)]

@@ -24,7 +24,7 @@ from torch import nn
 
 from nesy_gedi.files import write_atomic
 from nesy_gedi.logic.circuit import Circuit, compile_template
-from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine, Leaves, quiet_deepproblog
+from nesy_gedi.logic.engine import LOSS_FLOOR, Engine, Leaves, quiet_deepproblog
 from nesy_gedi.logic.program import FALSE, TRUE, Program
 from nesy_gedi.logic.query import QueryTemplate
 
@@ -37,7 +37,7 @@ def cache_key(program_text: str, template: str) -> str:
     return hashlib.sha256(f"{CACHE_FORMAT}\n{versions}\n{template}\n{program_text}".encode()).hexdigest()
 
 
-class CompiledEngine(DeepProbLogEngine):
+class CompiledEngine(Engine):
     """DeepProbLog's semantics, evaluated as batched KLay circuits.
 
     Per query shape (the query with placeholders and a variable output) the engine compiles the
@@ -55,10 +55,11 @@ class CompiledEngine(DeepProbLogEngine):
         program: Program,
         networks: dict[str, nn.Module],
         sources: dict[str, torch.Tensor],
+        template: QueryTemplate | None = None,
+        *,
         cache_dir: Path | None = None,
         circuits: str = "answers",
         semiring: str = "real",
-        template: QueryTemplate | None = None,
     ) -> None:
         super().__init__(program, networks, sources, template)
         self.circuits, self.semiring = circuits, semiring

@@ -41,7 +41,7 @@ class ProgramModule(nn.Module):
         self.template = QueryTemplate(program, term, output, inputs)
         networks = {p.network: nn.Identity() for p in program.neural_predicates}
         self.engine = CompiledEngine(
-            program, networks, {}, Path(cache_dir) if cache_dir else None, semiring=semiring, template=self.template
+            program, networks, {}, self.template, cache_dir=Path(cache_dir) if cache_dir else None, semiring=semiring
         )
         """the engine `nesy-gedi run` trains through, on the same template: this module is its forward"""
         self.answers, _ = self.engine.answer_values(self._leaves_of_uniform())

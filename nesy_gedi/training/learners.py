@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from nesy_gedi.data.queries import QuerySet
-from nesy_gedi.logic.deepproblog_engine import LOSS_FLOOR, DeepProbLogEngine
+from nesy_gedi.logic.engine import LOSS_FLOOR, Engine
 from nesy_gedi.logic.program import FALSE
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
@@ -41,7 +41,7 @@ class QueryLearner:
 
     def __init__(
         self,
-        engine: DeepProbLogEngine,
+        engine: Engine,
         method: Method,
         template: QueryTemplate,
         train_set: QuerySet,
