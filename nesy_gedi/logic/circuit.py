@@ -172,10 +172,15 @@ class Circuit:
         self._layers = None
 
     def leaves(self) -> list[tuple[str, str]]:
-        """The (network, placeholder) pairs whose outputs the circuit reads, in a fixed order."""
-        return sorted(
-            {leaf[1:3] for v in self.variables for a in (v.pos, v.neg) for leaf, _ in a.terms if leaf[0] == "nn"}
-        )
+        """The (network, placeholder) pairs whose outputs the circuit reads, in a fixed order. Kept until a
+        variable is added (variables only grow): a training step asks for them every time."""
+        known = getattr(self, "_leaves", None)
+        if known is None or known[0] != len(self.variables):
+            found = {
+                leaf[1:3] for v in self.variables for a in (v.pos, v.neg) for leaf, _ in a.terms if leaf[0] == "nn"
+            }
+            self._leaves = known = (len(self.variables), sorted(found))
+        return known[1]
 
     def layers(self, semiring: str) -> _Layers:
         """The KLay module and weight map, built once per semiring (and again after a merge)."""
@@ -191,7 +196,7 @@ class Circuit:
         return self.layers(semiring).run(outputs, params)
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_layers"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_layers", "_leaves")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _layers=None)

@@ -54,15 +54,17 @@ class QueryLearner:
         parameters = engine.program_parameters
         self.networks = {**method.networks, **method.modules, **({PARAMETERS: parameters} if len(parameters) else {})}
         self.rates = {PARAMETERS: param_lr}
+        self._modules = [m for root in (engine, *method.modules.values()) for m in root.modules()]
+        """every module this learner puts in training mode (evaluation puts them in eval mode)"""
         self.progress = ("p_label>0.5", *method.progress)
 
     def loss_terms(self, rows: np.ndarray, step: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Each network called once on the batch's images it reads; its distributions go to the engine, its
         logits to the method's terms."""
         images = self.images(rows)
-        self.engine.train()
-        for module in self.method.modules.values():
-            module.train()
+        if not all(module.training for module in self._modules):  # train() sets every submodule's flag
+            for module in (self.engine, *self.method.modules.values()):
+                module.train()
         logits = {net: self.engine.networks[net](x) for net, x in images.items()}
         labels = [self.train_set.labels[r] for r in rows]
         leaves = self.template.leaves({net: torch.softmax(out, -1) for net, out in logits.items()})
