@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nesy_gedi.analysis.shortcut_count import count_shortcuts
+from nesy_gedi.analysis.shortcut_count import CountLimits, count_shortcuts
 from nesy_gedi.analysis.shortcuts import find_shortcuts, training_combinations
 from nesy_gedi.assembly.task import domain_sizes, load_task
 from nesy_gedi.cli import main
@@ -152,7 +152,7 @@ def test_compiled_counts_equal_enumeration(tmp_path, program, networks, term, ou
     sizes = domain_sizes(prog, config)
     combos = training_combinations(template, sizes, config.data.combinations)
     listed = find_shortcuts(prog, template, sizes, combos)
-    counted = count_shortcuts(template, sizes, combos, listed=10_000)
+    counted = count_shortcuts(template, sizes, combos, CountLimits(10**9, 600.0), listed=10_000)
     assert (counted.total, counted.bijective) == (len(listed.maps), len(listed.bijective))
     if len(listed.maps) <= 10_000:  # listed from the models as well when they are few enough
         assert sorted(map(str, counted.maps)) == sorted(map(str, listed.maps))

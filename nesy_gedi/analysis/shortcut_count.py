@@ -14,11 +14,15 @@ model and is not counted. Maps are listed (from the models) only when few.
 from __future__ import annotations
 
 import itertools
+import math
+import time
 from dataclasses import dataclass
 
 from pysdd.sdd import SddManager, SddNode
 
+from nesy_gedi.errors import UserError
 from nesy_gedi.logic.query import QueryTemplate
+from nesy_gedi.progress import bar
 
 Map = dict[str, tuple[int, ...]]
 """per network, the predicted concept of each value the maps are defined on"""
@@ -61,12 +65,51 @@ def _at_most_one(manager: SddManager, options: list[SddNode]) -> SddNode:
     return _all(manager, [~(a & b) for a, b in itertools.combinations(options, 2)])
 
 
+@dataclass(frozen=True)
+class CountLimits:
+    """The task's `limits.shortcut_pairs` and `limits.shortcut_seconds`."""
+
+    pairs: int
+    seconds: float
+
+
+def _checked_size(combinations: list[tuple], slots: list[tuple[str, int]], sizes: dict[str, int], limit: int) -> str:
+    """The work is one check per (training combination, predicted concepts of its images), known before
+    any starts: a task far too large to count is refused at once. Its size, for the messages."""
+    predicted = math.prod(sizes[n] for n, _ in slots)
+    pairs = len(combinations) * predicted
+    size = f"{len(combinations):,} training combinations × {predicted:,} predicted concept tuples = {pairs:,} pairs"
+    if pairs > limit:
+        raise UserError(
+            f"shortcuts: {size}, above limits.shortcut_pairs = {limit:,}; restrict data.combinations or raise "
+            "limits.shortcut_pairs (the SDD's work grows faster than the pairs: limits.shortcut_seconds then applies)"
+        )
+    return size
+
+
+def _stop_if_late(started: float, done: int, total: int, size: str, limit: float) -> None:
+    """The SDD grows with every combination conjoined, so the time is only known as it goes: past the limit,
+    stop and say how far it got and what the rest would take at the pace so far (a lower bound)."""
+    spent = time.monotonic() - started
+    if spent > limit and done < total:
+        rest = spent / done * (total - done)
+        raise UserError(
+            f"shortcuts: stopped after {spent:.0f} s (limits.shortcut_seconds = {limit:g}) with {done:,} of "
+            f"{total:,} training combinations conjoined ({size}); the rest would take at least {rest:,.0f} s more "
+            "at this pace; raise limits.shortcut_seconds or restrict data.combinations"
+        )
+
+
 def count_shortcuts(
-    template: QueryTemplate, sizes: dict[str, int], combinations: list[tuple], listed: int = 20
+    template: QueryTemplate, sizes: dict[str, int], combinations: list[tuple], limits: CountLimits, listed: int = 20
 ) -> ShortcutCount:
-    """The shortcuts of a task over its training combinations of true concepts, counted exactly."""
+    """The shortcuts of a task over its training combinations of true concepts, counted exactly within the
+    task's limits (a progress bar with the time left while it counts)."""
     networks = sorted(sizes)
     readers = template.readers
+    slots = [(n, p) for n in networks for p in readers.get(n, [])]  # which network reads which image
+    size = _checked_size(combinations, slots, sizes, limits.pairs)
+    started = time.monotonic()
     values = sorted({v for c in combinations for v in c})
     index = {
         (n, v, w): i + 1
@@ -79,9 +122,9 @@ def count_shortcuts(
         return manager.literal(index[(n, v, w)])
 
     maps = _all(manager, [_one_of(manager, [x(n, v, w) for w in range(sizes[n])]) for n in networks for v in values])
-    slots = [(n, p) for n in networks for p in readers.get(n, [])]  # which network reads which image
     blank = [0] * template.images_per_query
-    for c in combinations:
+    for done, c in enumerate(bar(combinations, desc="shortcuts", unit="combination", leave=False)):
+        _stop_if_late(started, done, len(combinations), size, limits.seconds)
         expected = template.outcome(list(c))
         keep = []
         for chosen in itertools.product(*(range(sizes[n]) for n, _ in slots)):

@@ -117,6 +117,22 @@ class EngineSpec(_Strict):
     )
 
 
+class LimitsSpec(_Strict):
+    grounding_seconds: PositiveFloat = Field(
+        30.0,
+        description="seconds one grounding of the program may take (a query's label, the images a query's networks "
+        "read, a circuit's ground program); a program that recurses without end stops here",
+    )
+    shortcut_pairs: PositiveInt = Field(
+        5_000_000,
+        description="`nesy-gedi shortcuts`: (training combination, predicted concepts) pairs it may check; a larger "
+        "task is refused at once with its size",
+    )
+    shortcut_seconds: PositiveFloat = Field(
+        600.0, description="`nesy-gedi shortcuts`: seconds it may count; past them it stops and says how far it got"
+    )
+
+
 RENAMED = {"engine_circuits": "engine.circuits", "engine_chain": "engine.chain", "engine_semiring": "engine.semiring"}
 """keys of the task that moved into the `engine:` section"""
 
@@ -283,6 +299,7 @@ class TaskConfig(_RunSpec):
     sgld: SGLDSpec = Field(default_factory=SGLDSpec, description="negatives of generative methods")
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec, description="bounds on grounding and shortcut counting")
     _checked: tuple[str, Any] | None = PrivateAttr(None)
     """the program and template the task check parsed, with the resolved config they were parsed for; the
     run that loads this config takes them over, so a run parses its program once"""

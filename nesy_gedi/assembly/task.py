@@ -14,7 +14,7 @@ import torch
 from problog.logic import Constant, Term
 
 from nesy_gedi.analysis.naming import Naming, apply_naming, name_clusters
-from nesy_gedi.analysis.shortcut_count import ShortcutCount, count_shortcuts
+from nesy_gedi.analysis.shortcut_count import CountLimits, ShortcutCount, count_shortcuts
 from nesy_gedi.analysis.shortcuts import training_combinations
 from nesy_gedi.args import check_args
 from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, Where, dump_config, load_config
@@ -26,6 +26,7 @@ from nesy_gedi.data.sources import SOURCES
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
 from nesy_gedi.logic.engine import Engine
+from nesy_gedi.logic.limits import Limits
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
@@ -218,7 +219,8 @@ def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
 
 def task_logic(config: TaskConfig) -> tuple[Program, QueryTemplate, dict[str, int]]:
     """The task's program (checked against its networks), query template and each network's domain size."""
-    program = Program(config.program, config.seed)
+    limits = Limits(config.limits.grounding_seconds)
+    program = Program(config.program, config.seed, limits)
     program.check_networks(config.networks, where="the task")
     template = QueryTemplate(program, **config.query.model_dump(), step=_chain_step(config, program))
     return program, template, domain_sizes(program, config)
@@ -499,4 +501,5 @@ def task_shortcuts(config: TaskConfig) -> tuple[list[tuple], ShortcutCount]:
         combinations = sorted({tuple(row) for row in train.concepts.tolist()})
     else:
         combinations = training_combinations(template, sizes, config.data.combinations)
-    return combinations, count_shortcuts(template, sizes, combinations)
+    limits = CountLimits(config.limits.shortcut_pairs, config.limits.shortcut_seconds)
+    return combinations, count_shortcuts(template, sizes, combinations, limits)

@@ -87,13 +87,13 @@ class CompiledEngine(Engine):
     def _compiled(self, shape: Term, query: Term, output: int | None) -> Circuit:
         """The circuit of one template, from the disk cache or compiled now (then saved atomically)."""
         if self.cache_dir is None:
-            with quiet_deepproblog():
+            with quiet_deepproblog(), self.grounding(query):
                 return compile_template(self.model, query, output, self.domains)
         name = f"{self._prefix(shape)}-{cache_key(self.program_text, str(query))}.pkl"
         if (self.cache_dir / name).is_file():
             with open(self.cache_dir / name, "rb") as f:
                 return pickle.load(f)
-        with quiet_deepproblog():
+        with quiet_deepproblog(), self.grounding(query):
             program = compile_template(self.model, query, output, self.domains)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.cache_dir / name, lambda tmp: Path(tmp).write_bytes(pickle.dumps(program)))

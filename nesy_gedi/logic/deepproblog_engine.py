@@ -64,7 +64,7 @@ class DeepProbLogEngine(Engine):
         self._tables.update(tables)
         self._parameters_now[:] = self.program_parameters.each()
         try:
-            with quiet_deepproblog():
+            with quiet_deepproblog(), self.grounding(queries[0].query if queries else Term("none")):
                 return self.model.solve(queries)
         finally:
             self._tables.clear()

@@ -14,6 +14,7 @@ import io
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
 
 import torch
@@ -25,6 +26,7 @@ from deepproblog.semiring.graph_semiring import GraphSemiring
 from problog.logic import AnnotatedDisjunction, Or, Term
 from torch import nn
 
+from nesy_gedi.logic.limits import bounded
 from nesy_gedi.logic.parameters import ProgramParameters
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
@@ -142,6 +144,10 @@ class Engine(nn.Module, ABC):
         )
         self._readers: dict[Term, dict[str, list[int]]] = {}
         """per query shape, which placeholders each network reads (for rewriting queries to read the tables)"""
+
+    def grounding(self, goal: Term) -> AbstractContextManager[None]:
+        """DeepProbLog grounding `goal` within the program's `limits:` (endless recursion stops with a message)."""
+        return bounded(self.model.solver.engine.engine, self.program.limits, f"{self.program.path}: {goal}")
 
     def images(self, refs: Sequence[Term]) -> torch.Tensor:
         """Images for `tensor(source(i))` terms, gathered with one index per source."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var,
 from problog.program import PrologString, SimpleProgram
 
 from nesy_gedi.errors import UserError
+from nesy_gedi.logic.limits import Limits, bounded
 
 TRUE, FALSE = Term("true"), Term("false")
 """the answers of a true/false query"""
@@ -98,8 +100,8 @@ class Program:
     """A program file, checked on load so that mistakes are reported with the file and line. `seed` starts
     every `t(_)` without an initial value."""
 
-    def __init__(self, path: str | Path, seed: int = 0) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path, seed: int = 0, limits: Limits | None = None) -> None:
+        self.path, self.limits = Path(path), limits or Limits()
         self.text, self.unset = _start_unset(_read_text(self.path), seed)
         """`unset`: the lines whose `t(_)` had no initial value"""
         try:
@@ -195,6 +197,10 @@ class Program:
                     f"(defined: {', '.join(sorted(defined)) or 'none'})"
                 )
 
+    def _bounded(self, goal: Term) -> AbstractContextManager[None]:
+        """Grounding `goal` within the task's `limits:` (a recursion without end stops with a message)."""
+        return bounded(self._engine, self.limits, f"{self.path}: {goal}")
+
     def readers(self, query: Term, images: Sequence[Term]) -> dict[str, list[int]]:
         """Which images (positions in `images`) each network's predicates read when `query` is asked: the
         neural facts the query's grounding reaches, with every concept possible for every image."""
@@ -205,7 +211,8 @@ class Program:
                 for value in range(len(pred.domain)):
                     db.add_fact(pred.fact(image, value).with_probability(possible))
         try:
-            ground = self._engine.ground_all(db, queries=[query])
+            with self._bounded(query):
+                ground = self._engine.ground_all(db, queries=[query])
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
         reached = {str(node.name) for _, node, kind in ground if kind == "atom"}
@@ -236,7 +243,8 @@ class Program:
     def solve(self, goal: Term) -> list[tuple[Term, ...]]:
         """The argument tuples that prove a goal of the program's logic alone (no neural predicate reached)."""
         try:
-            return [tuple(args) for args in self._engine.query(self._logic, goal)]
+            with self._bounded(goal):
+                return [tuple(args) for args in self._engine.query(self._logic, goal)]
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {goal}: {exc}") from None
 
@@ -278,7 +286,8 @@ class Program:
         for fact in facts:
             db.add_fact(fact)
         try:
-            proofs = list(self._engine.query(db, query))
+            with self._bounded(query):
+                proofs = list(self._engine.query(db, query))
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
         if output is None:
@@ -348,7 +357,9 @@ class Program:
                 program.add_statement(fact)
         program.add_statement(Term("query", query))
         try:
-            found = {term: float(p) for term, p in get_evaluatable("sdd").create_from(program).evaluate().items()}
+            with self._bounded(query):
+                formula = get_evaluatable("sdd").create_from(program, engine=self._engine)
+            found = {term: float(p) for term, p in formula.evaluate().items()}
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
         if output is None:
