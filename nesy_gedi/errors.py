@@ -8,6 +8,13 @@ class UserError(Exception):
     """Bad input the user can fix: the CLI prints the message and exits with status 2."""
 
 
+def summary(exc: BaseException) -> str:
+    """An exception in one line for a message: its type and the first line of its text (a bare `assert`
+    has none)."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def describe(error: dict) -> str:
     """One pydantic error in words a task author understands."""
     if error["type"] == "extra_forbidden":

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nesy_gedi.errors import UserError
+from nesy_gedi.errors import UserError, summary
 
 ARCHITECTURES: dict[str, Callable[[int], nn.Module]] = {}
 
@@ -234,8 +234,8 @@ def build_network(arch: str, n_outputs: int, shape: tuple[int, ...] | None = Non
                 out = network(torch.zeros(2, *shape))
         except Exception as exc:
             raise UserError(
-                f"{key}: {arch} cannot read inputs of shape {tuple(shape)} ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0]}); choose an architecture for these images"
+                f"{key}: {arch} cannot read inputs of shape {tuple(shape)} ({summary(exc)}); choose an architecture "
+                "for these images"
             ) from None
         finally:
             network.train(was)

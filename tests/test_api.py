@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from deepproblog.query import Query
+from PIL import Image
 from problog.logic import Constant, Term, Var
 
 import nesy_gedi
@@ -137,12 +140,33 @@ def test_a_network_from_user_code_by_import_path(task_file, tmp_path):
     assert metrics["status"] == "finished"
 
 
+def _bad_sources(folder: Path) -> None:
+    """Sources and a program with one mistake each, next to the task file."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 28, 28), dtype=np.uint8)
+    three = {"train_labels": np.array([0, 1, 2] * 2), "test_labels": np.array([0, 1, 2] * 2)}
+    np.savez(folder / "three.npz", train_images=images, test_images=images, **three)
+    empty = {"train_labels": np.arange(6) % 10, "test_labels": np.zeros(0, dtype=np.int64)}
+    np.savez(folder / "empty_test.npz", train_images=images, test_images=images[:0], **empty)
+    for part, classes in (("train", "012345678"), ("test", "013456789")):
+        for name in classes:
+            (folder / "folder" / part / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[0]).save(folder / "folder" / part / name / "a.png")
+    (folder / "loop.pl").write_text(
+        "nn(mnist_net,[X],Y,[0,1,2,3,4,5,6,7,8,9]) :: digit(X,Y).\naddition(X,Y,Z) :- addition(X,Y,Z).\n"
+    )
+
+
 @pytest.mark.parametrize(
     "edit, expected",
     [
         ({"networks": {"mnist_net": {"arch": "tests.user_networks:nothing"}}}, r"cannot import tests.user_networks"),
         ({"networks": {"mnist_net": {"arch": "tests.user_networks:wrong_shape"}}}, r"must return logits of shape"),
         ({"networks": {"mnist_net": {"arch": "small_cnn"}}}, r"small_cnn cannot read inputs of shape \(1, 28, 28\)"),
+        (
+            {"networks": {"mnist_net": {"arch": "tests.user_networks:asserting"}}},
+            r"asserting cannot read inputs of shape \(1, 28, 28\) \(AssertionError\)",
+        ),
         (
             {
                 "networks": {
@@ -160,10 +184,31 @@ def test_a_network_from_user_code_by_import_path(task_file, tmp_path):
             {"query": {"term": "addition(A, B, Sum)", "output": "Sum", "inputs": {"A": "image", "B": {"source": "x"}}}},
             r"key 'query.inputs.B.source': source 'x' is not in data.sources \(mnist\)",
         ),
+        (  # a garment network left reading digits: its input forgot `source`
+            {"data": {"sources": {"digits": {"kind": "mnist"}, "garments": {"kind": "fashion_mnist"}}}},
+            r"key 'data.sources.garments': no query input reads source 'garments' .* reads the first, 'digits'",
+        ),
+        (
+            {"data": {"sources": {"mine": {"kind": "npz", "path": "three.npz"}}}},
+            r"networks.mnist_net: its domain has 10 values but source 'mine' has 3 classes \(0, 1, 2\)",
+        ),
+        (
+            {"data": {"sources": {"mine": {"kind": "npz", "path": "empty_test.npz"}}}},
+            r"empty_test.npz: test_images is empty",
+        ),
+        (
+            {"data": {"sources": {"mine": {"kind": "folder", "path": "folder"}}}},
+            r"folder/test: lacks 2 and has 9, which train/ lacks",
+        ),
+        (
+            {"program": "loop.pl"},
+            r"query.term: addition\(A, B, Sum\) reaches no neural predicate .* for any concepts",
+        ),
     ],
 )
 def test_bad_sources_mappings_and_networks_are_one_message(task_file, capsys, tmp_path, edit, expected):
     path = task_file()
+    _bad_sources(tmp_path)
     data = yaml.safe_load(path.read_text())
     for key, value in edit.items():
         data[key] = {**data.get(key, {}), **value} if key == "data" else value

@@ -32,3 +32,18 @@ def headless(n_outputs: int) -> nn.Module:
 def wrong_shape(n_outputs: int) -> nn.Module:
     """Returns one output too many."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, n_outputs + 1))
+
+
+def asserting(n_outputs: int) -> nn.Module:
+    """A forward that fails a bare `assert` (no message) on the images it is given."""
+
+    class Asserting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, n_outputs))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert x.shape[1] == 3
+            return self.body(x)
+
+    return Asserting()

@@ -55,7 +55,13 @@ def _concepts(config: TaskConfig, network: str, data: ImageData, size: int, sour
     named = config.networks[network].classes
     concept = np.full(len(data.classes), -1, dtype=np.int64)
     if named is None:
-        concept[: min(size, len(data.classes))] = np.arange(min(size, len(data.classes)))
+        if len(data.classes) < size:
+            raise UserError(
+                f"networks.{network}: its domain has {size} values but source '{source}' has {len(data.classes)} "
+                f"classes ({', '.join(data.classes)}): values {len(data.classes)} to {size - 1} would never have an "
+                f"image; map the classes with networks.{network}.classes or give the source every class"
+            )
+        concept[:size] = np.arange(size)
         return concept
     if len(named) != size:
         raise UserError(f"networks.{network}.classes: {len(named)} names for a domain of {size} values")
@@ -81,6 +87,12 @@ def task_images(config: TaskConfig, template: QueryTemplate, sizes: dict[str, in
         data[name] = load_source(spec.kind, spec.path, spec.download, cache)
     readers = template.readers
     for network in config.networks:
+        if not readers:
+            raise UserError(
+                f"query.term: {config.query.term} reaches no neural predicate of {template.program.path} for any "
+                "concepts: no rule can prove it from the networks' facts (a rule that only calls itself, like "
+                "`p(X) :- p(X).`, proves nothing); check the program's rules for the query"
+            )
         if network not in readers:
             raise UserError(f"networks.{network}: the query never reaches its predicates; remove it or use it")
     source_of = {}

@@ -166,8 +166,9 @@ def _check_chain(config: TaskConfig, where: Where) -> None:
 
 
 def _check_data(config: TaskConfig, where: Where) -> None:
-    """Every input's source must be one of `data.sources`, and where labels come from must fit the other
-    data keys."""
+    """Every input's source must be one of `data.sources`, every source must be read by an input (a source
+    left unread is an input that forgot its `source`), and where labels come from must fit the other data
+    keys."""
     data = config.data
     for name, spec in config.query.inputs.items():
         source = getattr(spec, "source", None)
@@ -175,6 +176,15 @@ def _check_data(config: TaskConfig, where: Where) -> None:
             raise UserError(
                 f"{where(('query', 'inputs', name, 'source'))}: source '{source}' is not in data.sources "
                 f"({', '.join(data.sources)})"
+            )
+    first = next(iter(data.sources))
+    read = {getattr(spec, "source", None) or first for spec in config.query.inputs.values()}
+    for name in data.sources:
+        if name not in read:
+            raise UserError(
+                f"{where(('data', 'sources', name))}: no query input reads source '{name}' (an input without "
+                f"`source` reads the first, '{first}'); write `{{images: ..., source: {name}}}` in query.inputs for "
+                "the input that should, or remove the source"
             )
     if data.labels == "files":
         if data.query_files is None:

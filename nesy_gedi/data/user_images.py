@@ -25,6 +25,8 @@ def _arrays(found: dict[str, np.ndarray], path: Path) -> ImageData:
     splits = []
     for part in ("train", "test"):
         images, labels = found[f"{part}_images"], found[f"{part}_labels"]
+        if len(images) == 0:
+            raise UserError(f"{path}: {part}_images is empty; a source needs images in both splits (train and test)")
         if images.dtype != np.uint8 or images.ndim not in (3, 4):
             raise UserError(
                 f"{path}: {part}_images must be uint8 (N, H, W) or (N, H, W, C), got {images.dtype} {images.shape}"
@@ -59,6 +61,18 @@ def load_npz(path: str | Path | None) -> ImageData:
 
 
 def _files(root: Path, classes: list[str]) -> list[tuple[Path, int]]:
+    """Each image file of a split with its class index; the split's class folders must be train/'s."""
+    found = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if found != classes:
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        problems = []
+        if missing:
+            problems.append(f"lacks {', '.join(missing)}")
+        if extra:
+            problems.append(f"has {', '.join(extra)}, which train/ lacks")
+        raise UserError(
+            f"{root}: {' and '.join(problems)}; test/ and train/ need the same class sub-folders ({', '.join(classes)})"
+        )
     return [
         (f, label)
         for label, name in enumerate(classes)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nesy_gedi.errors import UserError
+from nesy_gedi.errors import UserError, summary
 from nesy_gedi.networks import build_network
 from nesy_gedi.training.rundir import CHECKPOINT, RunDir
 
@@ -112,6 +112,6 @@ def load_pretrained(network: nn.Module, folder: str, where: str) -> None:
     except (KeyError, RuntimeError) as exc:
         raise UserError(
             f"{where}: {folder} does not hold a network of this architecture and size "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            f"({summary(exc)}); "
             "pretrain with the same arch and clusters = domain size"
         ) from None
