@@ -128,6 +128,9 @@ def test_a_task_over_two_sources_trains_on_real_mnist_and_fashion_mnist(tmp_path
     item = metrics["id"]["concepts"]["item_net"]["confusion"]
     assert sum(map(sum, item)) == 32  # the item network is scored on the Fashion images alone
     assert "fashion" in metrics["data_source"] and "mnist" in metrics["data_source"]
+    per_network = metrics["concept_accuracy_per_network"]
+    assert per_network == {n: m["concept_accuracy"] for n, m in metrics["id"]["concepts"].items()}
+    assert "| concept_accuracy_per_network | digit_net " in (tmp_path / "run" / "report.md").read_text()
 
 
 def user_task(task_file, **network):

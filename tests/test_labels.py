@@ -218,6 +218,8 @@ def test_a_users_query_files_run_compare_and_count_shortcuts(tmp_path, task_file
     metrics = run_task(config, RunDir(tmp_path / "run"), "test")
     assert metrics["train_queries"] == 600 and metrics["id_queries"] == 200
     assert metrics["task_accuracy_ceiling"] == pytest.approx(0.9)  # the files' own label noise
+    assert metrics["train_labels_disagreeing"] == 60 and metrics["train_label_noise"] == pytest.approx(0.1)
+    assert "| train_labels_disagreeing | 60 |" in (tmp_path / "run" / "report.md").read_text()
     out = tmp_path / "cmp"
     sets = ["--set", "train.iterations=5", "--set", "train.batch_size=8"]
     assert main(["compare", str(path), "--methods", "dpl,entropy", "--seeds", "1", "--out", str(out), *sets]) == 0

@@ -20,12 +20,15 @@ SUMMARY_KEYS = (
     "task_accuracy",
     "task_accuracy_ceiling",
     "concept_accuracy",
+    "concept_accuracy_per_network",
     "nmi",
     "grounding",
     "naming_explained",
     "naming_check",
     "pretraining_attempts",
     "learned_probabilities",
+    "train_labels_disagreeing",
+    "train_label_noise",
     "ood_task_accuracy",
     "ood_concept_accuracy",
     "train_steps",
@@ -51,14 +54,17 @@ QUERY_NOTES = (
     "`task_accuracy` (Acc(Y), no masking): most probable answer of the program equals the label, on the test "
     "queries (`task_accuracy_ceiling`, for sampled or file labels: the same for perfect concepts). "
     "`concept_accuracy` (Acc(C)): the network alone, on every image of the test queries, prediction "
-    "index = true concept (no relabelling). `nmi`: normalised mutual information of those predictions and the "
-    "true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at; `grounded with labels` when "
-    "labelled images chose the naming, `naming_labels`), shortcut (else Acc(Y) at least eval.task_at), "
-    "failed. `naming_explained`: share of the training queries the program answers under the naming of "
+    "index = true concept (no relabelling; the mean over networks, each network's own in "
+    "`concept_accuracy_per_network` when there are several). `nmi`: normalised mutual information of those "
+    "predictions and the true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at; `grounded "
+    "with labels` when labelled images chose the naming, `naming_labels`), shortcut (else Acc(Y) at least "
+    "eval.task_at), failed. `naming_explained`: share of the training queries the program answers under the naming of "
     "pretrained clusters; `naming_check`: whether that share, against what the labels allow and per image, "
     "reaches `networks.<name>.naming_threshold` (if not, the naming is not to be trusted); "
     "`pretraining_attempts`: pretrainings tried for it (`pretrain.attempts`). `learned_probabilities`: the "
     "program's `t(_)` probabilities at the end of training (`t/<fact>` in `train_log.jsonl` over training). "
+    "`train_labels_disagreeing` / `train_label_noise` (sampled or file labels): how many training labels, and "
+    "what share, differ from the program's most probable answer on the images' true concepts. "
     "`ood_*`: the same on the out-of-distribution queries. `metrics.json` has every concept metric per split "
     "and network under `id` / `ood`. `compile_seconds` (compiled engines): grounding and compiling the "
     "circuits in use, part of `train_seconds` unless read from the disk cache. "

@@ -152,6 +152,12 @@ def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, li
             labelled=bool(task.naming and task.naming.labels),
         ),
     )
+    if len(ident["concepts"]) > 1:
+        metrics["concept_accuracy_per_network"] = {n: m["concept_accuracy"] for n, m in ident["concepts"].items()}
+    if config.data.labels != "program":  # the labels' noise against the program's answer on the true concepts
+        agreeing = label_ceiling(task.template, task.train_set)
+        metrics["train_labels_disagreeing"] = round((1.0 - agreeing) * len(task.train_set))
+        metrics["train_label_noise"] = 1.0 - agreeing
     if len(task.engine.program_parameters):
         metrics["learned_probabilities"] = task.engine.program_parameters.values()
     if hasattr(task.engine, "compile_seconds"):
