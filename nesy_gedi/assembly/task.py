@@ -33,7 +33,7 @@ from nesy_gedi.methods import METHODS, Method, MethodContext, make_method
 from nesy_gedi.networks import ARCHITECTURES, build_network, head_of, known_architecture
 from nesy_gedi.ssl.objectives import OBJECTIVES
 from nesy_gedi.ssl.sgld import Domain
-from nesy_gedi.training.checkpoint import is_pretraining_run, load_pretrained
+from nesy_gedi.training.checkpoint import is_pretraining_run, load_pretrained, pretrained_state
 from nesy_gedi.training.learners import QueryLearner
 from nesy_gedi.training.loop import seed_everything
 
@@ -119,6 +119,8 @@ def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
                 f"{where(('networks', name, 'init'))}: {spec.init} is not a `nesy-gedi pretrain` run folder with "
                 "a network.pt or checkpoint.pt; run the pretraining first"
             )
+        if spec.init is not None:  # read now, before any run folder exists
+            pretrained_state(Path(spec.init), where(("networks", name, "init")))
 
 
 def _check_combinations(config: TaskConfig, template: QueryTemplate, sizes: dict[str, int], where: Where) -> None:

@@ -10,6 +10,7 @@ every image must have the same size and mode.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def load_npz(path: str | Path | None) -> ImageData:
     try:
         with np.load(path, allow_pickle=False) as found:
             arrays = {k: found[k] for k in found.files}
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable .npz ({exc})") from None
     missing = [k for k in KEYS if k not in arrays]
     if missing:

@@ -94,11 +94,18 @@ def load_exported(path: Path) -> nn.Module:
     return network.eval()
 
 
-def _pretrained_state(folder: Path) -> dict[str, torch.Tensor]:
-    if (folder / PRETRAINED).is_file():
-        return torch.load(folder / PRETRAINED, map_location="cpu", weights_only=True)["state_dict"]
-    # run folders made before the export: the network inside the full checkpoint
-    return torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)["networks"][NETWORK]
+def pretrained_state(folder: Path, where: str) -> dict[str, torch.Tensor]:
+    """The network weights a pretraining run saved; a file that cannot be read is one message naming it."""
+    path = folder / PRETRAINED if (folder / PRETRAINED).is_file() else folder / CHECKPOINT
+    try:
+        if path.name == PRETRAINED:
+            return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        # run folders made before the export: the network inside the full checkpoint
+        return torch.load(path, map_location="cpu", weights_only=False)["networks"][NETWORK]
+    except Exception as exc:  # noqa: BLE001 - empty, truncated, not a torch file: all one message
+        raise UserError(
+            f"{where}: {path} cannot be read as a pretrained network ({summary(exc)}); run the pretraining again"
+        ) from None
 
 
 def is_pretraining_run(folder: str | Path) -> bool:
@@ -107,8 +114,9 @@ def is_pretraining_run(folder: str | Path) -> bool:
 
 def load_pretrained(network: nn.Module, folder: str, where: str) -> None:
     """Start a network from a pretraining run's final weights (`networks.<name>.init`)."""
+    state = pretrained_state(Path(folder), where)
     try:
-        network.load_state_dict(_pretrained_state(Path(folder)))
+        network.load_state_dict(state)
     except (KeyError, RuntimeError) as exc:
         raise UserError(
             f"{where}: {folder} does not hold a network of this architecture and size "
