@@ -14,7 +14,6 @@ import io
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from functools import partial
 
 import torch
@@ -145,7 +144,7 @@ class Engine(nn.Module, ABC):
         self._readers: dict[Term, dict[str, list[int]]] = {}
         """per query shape, which placeholders each network reads (for rewriting queries to read the tables)"""
 
-    def grounding(self, goal: Term) -> AbstractContextManager[None]:
+    def grounding(self, goal: Term) -> contextlib.AbstractContextManager[None]:
         """DeepProbLog grounding `goal` within the program's `limits:` (endless recursion stops with a message)."""
         return bounded(self.model.solver.engine.engine, self.program.limits, f"{self.program.path}: {goal}")
 

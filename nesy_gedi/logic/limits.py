@@ -2,9 +2,9 @@
 stops with a message instead of running for ever.
 
 ProbLog's stack engine hands its debugger every message it processes. The watch installed as that
-debugger ends a grounding whose open calls (the engine's stack) pass `grounding_depth`, or which runs past
-`grounding_seconds`; every grounding of a run goes through it (a query's label, which images a query's
-networks read, a circuit's ground program, DeepProbLog's own solve). SDD compilation itself runs in C and
+debugger ends a grounding that runs past `grounding_seconds` (checked every 1,024 messages). Every grounding
+of a run goes through it (a query's label, which images a query's networks read, a circuit's ground
+program, DeepProbLog's own solve). SDD compilation itself runs in C and
 cannot be interrupted: a ground program that its time limit lets through is compiled to the end.
 """
 
@@ -57,7 +57,7 @@ def bounded(engine: object, limits: Limits, where: str) -> Iterator[None]:
     watch = engine.debugger
     if not isinstance(watch, _Watch):
         watch = engine.debugger = _Watch(limits)
-    outer = watch.deadline
+    outer, watch.limits = watch.deadline, limits
     watch.deadline = min(outer, time.monotonic() + limits.grounding_seconds)
     try:
         yield
