@@ -86,13 +86,13 @@ def task_images(config: TaskConfig, template: QueryTemplate, sizes: dict[str, in
         spec = config.data.sources[name]
         data[name] = load_source(spec.kind, spec.path, spec.download, cache)
     readers = template.readers
+    if not readers:
+        raise UserError(
+            f"query.term: {config.query.term} reaches no neural predicate of {template.program.path} for any "
+            "concepts: no rule can prove it from the networks' facts (a rule that only calls itself, like "
+            "`p(X) :- p(X).`, proves nothing); check the program's rules for the query"
+        )
     for network in config.networks:
-        if not readers:
-            raise UserError(
-                f"query.term: {config.query.term} reaches no neural predicate of {template.program.path} for any "
-                "concepts: no rule can prove it from the networks' facts (a rule that only calls itself, like "
-                "`p(X) :- p(X).`, proves nothing); check the program's rules for the query"
-            )
         if network not in readers:
             raise UserError(f"networks.{network}: the query never reaches its predicates; remove it or use it")
     source_of = {}

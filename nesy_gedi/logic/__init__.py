@@ -53,14 +53,13 @@ def make_engine(
     if settings.kind == "deepproblog":
         return DeepProbLogEngine(program, networks, sources, template)
     if settings.chain is not None:
-        chain = settings.chain
         return ChainEngine(
             program,
             networks,
             sources,
             template,
-            split=chain.split,
-            order=chain.order,
+            split=settings.chain.split,
+            order=settings.chain.order,
             cache_dir=cache_dir,
             semiring=settings.semiring,
         )

@@ -25,7 +25,6 @@ from deepproblog.semiring.graph_semiring import GraphSemiring
 from problog.logic import AnnotatedDisjunction, Or, Term
 from torch import nn
 
-from nesy_gedi.logic.limits import bounded
 from nesy_gedi.logic.parameters import ProgramParameters
 from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
@@ -146,7 +145,7 @@ class Engine(nn.Module, ABC):
 
     def grounding(self, goal: Term) -> contextlib.AbstractContextManager[None]:
         """DeepProbLog grounding `goal` within the program's `limits:` (endless recursion stops with a message)."""
-        return bounded(self.model.solver.engine.engine, self.program.limits, f"{self.program.path}: {goal}")
+        return self.program.grounding(goal, self.model.solver.engine.engine)
 
     def images(self, refs: Sequence[Term]) -> torch.Tensor:
         """Images for `tensor(source(i))` terms, gathered with one index per source."""

@@ -197,9 +197,10 @@ class Program:
                     f"(defined: {', '.join(sorted(defined)) or 'none'})"
                 )
 
-    def _bounded(self, goal: Term) -> AbstractContextManager[None]:
-        """Grounding `goal` within the task's `limits:` (a recursion without end stops with a message)."""
-        return bounded(self._engine, self.limits, f"{self.path}: {goal}")
+    def grounding(self, goal: Term, engine: object | None = None) -> AbstractContextManager[None]:
+        """Grounding `goal` within the task's `limits:` (a recursion without end stops with a message), by this
+        program's ProbLog engine or another that grounds it (DeepProbLog's)."""
+        return bounded(engine or self._engine, self.limits, f"{self.path}: {goal}")
 
     def readers(self, query: Term, images: Sequence[Term]) -> dict[str, list[int]]:
         """Which images (positions in `images`) each network's predicates read when `query` is asked: the
@@ -211,7 +212,7 @@ class Program:
                 for value in range(len(pred.domain)):
                     db.add_fact(pred.fact(image, value).with_probability(possible))
         try:
-            with self._bounded(query):
+            with self.grounding(query):
                 ground = self._engine.ground_all(db, queries=[query])
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
@@ -243,7 +244,7 @@ class Program:
     def solve(self, goal: Term) -> list[tuple[Term, ...]]:
         """The argument tuples that prove a goal of the program's logic alone (no neural predicate reached)."""
         try:
-            with self._bounded(goal):
+            with self.grounding(goal):
                 return [tuple(args) for args in self._engine.query(self._logic, goal)]
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {goal}: {exc}") from None
@@ -286,7 +287,7 @@ class Program:
         for fact in facts:
             db.add_fact(fact)
         try:
-            with self._bounded(query):
+            with self.grounding(query):
                 proofs = list(self._engine.query(db, query))
         except ProbLogError as exc:
             raise UserError(f"{self.path}: cannot evaluate {query}: {exc}") from None
@@ -357,7 +358,7 @@ class Program:
                 program.add_statement(fact)
         program.add_statement(Term("query", query))
         try:
-            with self._bounded(query):
+            with self.grounding(query):
                 formula = get_evaluatable("sdd").create_from(program, engine=self._engine)
             found = {term: float(p) for term, p in formula.evaluate().items()}
         except ProbLogError as exc:
