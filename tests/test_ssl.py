@@ -208,3 +208,15 @@ def test_views_are_per_image_and_stay_in_range():
     out = views(x)
     assert out.shape == x.shape and out.min() >= -1 - 1e-5 and out.max() <= 1 + 1e-5
     assert len({tuple(o.flatten().tolist()) for o in out}) == 64  # every image got its own transform
+
+
+def test_flip_mirrors_each_image_with_its_own_draw_and_is_off_for_digits():
+    from nesy_gedi.ssl.augment import PerSampleFlip
+
+    x = torch.rand(64, 1, 28, 28)
+    out = PerSampleFlip(0.5, torch.Generator().manual_seed(1))(x)
+    mirrored = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x, strict=True)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x, strict=True)])
+    assert (mirrored ^ kept).all() and 16 < int(mirrored.sum()) < 48
+    assert AugmentSpec().flip == 0.0  # a mirrored digit is no digit: off unless a task asks
+    assert torch.equal(PerSampleFlip(0.0, torch.Generator())(x), x)

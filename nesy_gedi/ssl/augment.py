@@ -18,7 +18,7 @@ from torchvision.transforms import v2
 
 
 class AugmentSpec(BaseModel):
-    """View settings. Images use stroke width, rotation/translate/scale and noise; 2-D points use jitter.
+    """View settings. Images use stroke width, mirror, rotation/translate/scale and noise; 2-D points use jitter.
 
     The image defaults are the values measured on MNIST (docs/results.md: stroke-width views are what keeps
     clusters from sorting digits by ink)."""
@@ -32,6 +32,11 @@ class AugmentSpec(BaseModel):
         0.7, le=1.0, description="images: max blend toward a dilated or eroded copy (thicker or thinner strokes)"
     )
     noise: NonNegativeFloat = Field(0.1, description="images: σ of additive Gaussian pixel noise")
+    flip: NonNegativeFloat = Field(
+        0.0,
+        le=1.0,
+        description="images: probability of a left-right mirror (garments: 0.5; digits: 0, a mirror is no digit)",
+    )
     jitter: NonNegativeFloat = Field(0.1, description="2-D points: σ of additive Gaussian jitter")
 
 
@@ -91,6 +96,21 @@ class StrokeWidth(v2.Transform):
         return inpt + amount.abs() * (target - inpt)
 
 
+class PerSampleFlip(v2.Transform):
+    """Mirror each image left-right with probability p, drawn per image from the task's generator
+    (v2.RandomHorizontalFlip draws once per call, from the global generator)."""
+
+    def __init__(self, p: float, generator: torch.Generator):
+        super().__init__()
+        self.p, self.generator = p, generator
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.p == 0:
+            return inpt
+        flip = torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device) < self.p
+        return torch.where(flip, inpt.flip(-1), inpt)
+
+
 class GaussianJitter(v2.Transform):
     """Additive noise drawn from the task's generator (v2.GaussianNoise uses the global one)."""
 
@@ -111,6 +131,7 @@ def make_views(spec: AugmentSpec, kind: str, generator: torch.Generator) -> v2.T
     return v2.Compose(
         [
             StrokeWidth(spec.stroke, generator),
+            PerSampleFlip(spec.flip, generator),
             PerSampleAffine(spec.rotation, spec.translate, spec.scale, generator),
             GaussianJitter(spec.noise, generator),
         ]
