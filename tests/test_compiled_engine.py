@@ -103,7 +103,8 @@ def compare(
     if all_answers:  # every answer DeepProbLog finds, with its probability, for every query
         solved = dpl.solve(open_queries)
         for q, result in zip(open_queries, solved, strict=True):
-            ours = compiled.evaluate([q], all_answers=True)[0][1]
+            names, table = compiled.evaluate([q], all_answers=True)[0][1]
+            ours = dict(zip(names, table.unbind(1), strict=True))
             assert result.result and len(ours) == len(result.result)
             for k, p in result.result.items():
                 answer = q.query(*q.query.args[:-1], k.args[-1])
@@ -461,3 +462,34 @@ def test_the_old_engine_keys_are_refused_with_the_new_spelling(task_file, tmp_pa
     err = capsys.readouterr().err
     assert "task.yaml:" in err and message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("semiring", ["real", "log"])
+def test_a_small_circuit_runs_as_its_polynomial_with_klays_values_and_gradients(semiring):
+    """The flattened polynomial (logic/polynomial.py) against KLay's layers on the same circuit: the
+    digit-by-digit program's one-digit all-answers circuit, both semirings. Two digits (10,000 products)
+    stay layered."""
+    from nesy_gedi.logic import polynomial
+
+    program = Program(ROOT / "programs" / "mnist_multi_addition_carry.pl")
+    compiled = CompiledEngine(program, {"mnist_net": nn.Identity()}, {}, semiring=semiring)
+    two, _ = compiled.program_for(queries("addition", [2, 2], 1, lists=True)[0], all_answers=True)
+    assert two.layers(semiring).polynomial is None
+    circuit, _ = compiled.program_for(queries("addition", [1, 1], 1, lists=True)[0], all_answers=True)
+    layers = circuit.layers(semiring)
+    assert layers.polynomial is not None and layers.module is not None
+    assert polynomial.expand(layers.module, [None] * (2 * layers.n + 1), max_terms=10) is None  # too big: KLay
+    torch.manual_seed(2)
+    logits = {leaf: torch.randn(3, 10, dtype=torch.float64, requires_grad=True) for leaf in circuit.leaves()}
+    results = []
+    for flattened in (layers.polynomial, None):
+        layers.polynomial = flattened
+        names, table = circuit.table({leaf: x.softmax(-1) for leaf, x in logits.items()}, [], semiring)
+        (table * torch.linspace(0.5, 1.5, table.shape[1], dtype=table.dtype)).sum().backward()
+        results.append((names, table.detach(), [x.grad.clone() for x in logits.values()]))
+        for x in logits.values():
+            x.grad = None
+    (names, ours, grads), (klay_names, klay, klay_grads) = results
+    assert names == klay_names and len(names) == 19
+    assert torch.allclose(ours, klay, atol=1e-9)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(grads, klay_grads, strict=True))

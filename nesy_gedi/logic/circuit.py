@@ -31,6 +31,7 @@ from problog.logic import Term
 from torch import nn
 
 from nesy_gedi.errors import UserError
+from nesy_gedi.logic.polynomial import Polynomial, expand
 from nesy_gedi.logic.program import TRUE
 
 SEMIRINGS = ("real", "log")
@@ -188,12 +189,21 @@ class Circuit:
             self._layers = _Layers(self, semiring)
         return self._layers
 
+    def table(
+        self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor], semiring: str = "real"
+    ) -> tuple[list[str], torch.Tensor]:
+        """The answers and their probabilities (log-probabilities in the log semiring) on a batch, (batch,
+        answers); `outputs[(network, placeholder)]` is (batch, domain)."""
+        return self.layers(semiring).run(outputs, params)
+
     def run(
         self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor], semiring: str = "real"
     ) -> dict[str, torch.Tensor]:
-        """Each answer's probability (log-probability in the log semiring) on a batch; `outputs[(network,
-        placeholder)]` is (batch, domain)."""
-        return self.layers(semiring).run(outputs, params)
+        """Each answer's values on a batch, by name (`table`, one tensor per answer)."""
+        names, values = self.table(outputs, params, semiring)
+        # one unbind: its backward stacks the columns' gradients once (a slice per answer would fill a
+        # (batch, answers) gradient per answer: 199 answers at N = 2 made the backward 10 times slower)
+        return dict(zip(names, values.unbind(1), strict=True))
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("_layers", "_leaves")}
@@ -228,67 +238,91 @@ class _Layers:
                 built.add_sdd_from_file(str(path), false_lits=false)
         self.module = _index_select(built.to_torch_module(semiring=semiring, compile=False)) if texts else None
         self.nodes = built.nb_nodes()
-        # inputs: the used columns of each (network, placeholder), then the parameters, then the constant 1
+        # inputs: the used columns of each (network, placeholder), then the parameters; the last row: constants
         columns = sorted({leaf for v in circuit.variables for a in (v.pos, v.neg) for leaf, _ in a.terms})
         self.leaves = circuit.leaves()
         self.nn_columns = [
             (leaf, torch.tensor([c[3] for c in columns if c[0] == "nn" and c[1:3] == leaf])) for leaf in self.leaves
         ]
+        self.every_column = [cols.tolist() == list(range(len(cols))) for _, cols in self.nn_columns]
+        """the leaf reads its network's outputs in order: if they are no wider, no gather is needed"""
         params = [c for c in columns if c[0] == "param"]
         self.param_index = torch.tensor([c[1] for c in params], dtype=torch.long)
         order = {c: i for i, c in enumerate([c for c in columns if c[0] == "nn"] + params)}
         n = len(circuit.variables)
-        self.weights = torch.zeros(len(order) + 1, 2 * n, dtype=torch.float64)
+        # columns: each variable's positive weight, its negative weight, then the constant 1
+        self.weights = torch.zeros(len(order) + 1, 2 * n + 1, dtype=torch.float64)
+        self.weights[-1, -1] = 1.0
         for i, v in enumerate(circuit.variables):
             for j, weight in ((i, v.pos), (n + i, v.neg)):
                 self.weights[-1, j] = weight.const
                 for leaf, k in weight.terms:
                     self.weights[order[leaf], j] += k
         self.n = n
-        self.keep = torch.ones(n, dtype=torch.bool)
-        """the variables whose weights KLay reads (the log semiring's `forced` ones are not)"""
+        self.keep = torch.ones(2 * n + 1, dtype=torch.bool)
+        """the weights KLay reads (the log semiring's `forced` variables' positive ones are not: 1 instead)"""
         self.keep[self.forced] = False
         self.device = torch.device("cpu")
+        self.polynomial = self._flattened() if self.module is not None else None
+
+    def _flattened(self) -> Polynomial | None:
+        """The circuit as its polynomial when that is small (`polynomial.py`), else None: KLay's layers run."""
+        fixed = (self.weights[:-1] == 0).all(0) | ~self.keep
+        constants = [
+            (float(self.weights[-1, j]) if self.keep[j] else 1.0) if fixed[j] else None for j in range(len(fixed))
+        ]
+        roots = expand(self.module, constants)
+        return None if roots is None else Polynomial(roots, one=2 * self.n, log=self.semiring == "log")
 
     def _to(self, device: torch.device, dtype: torch.dtype) -> None:
         if self.device != device or self.weights.dtype != dtype:
             self.weights = self.weights.to(device, dtype)
             self.nn_columns = [(leaf, cols.to(device)) for leaf, cols in self.nn_columns]
             self.param_index, self.keep = self.param_index.to(device), self.keep.to(device)
-            if self.module is not None:
-                self.module.to(device)
+            for module in (self.module, self.polynomial):
+                if module is not None:
+                    module.to(device)
             self.device = device
 
-    def run(self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def run(
+        self, outputs: dict[tuple[str, str], torch.Tensor], params: list[torch.Tensor]
+    ) -> tuple[list[str], torch.Tensor]:
         first = next(iter(outputs.values()), None)
         batch, device = (len(first), first.device) if first is not None else (1, torch.device("cpu"))
         dtype = first.dtype if first is not None else torch.get_default_dtype()
         self._to(device, dtype)
-        parts = [outputs[leaf][:, cols] for leaf, cols in self.nn_columns]
+        parts = [
+            outputs[leaf] if every and outputs[leaf].shape[1] == len(cols) else outputs[leaf][:, cols]
+            for (leaf, cols), every in zip(self.nn_columns, self.every_column, strict=True)
+        ]
         if len(self.param_index):
             parts.append(torch.stack(params).to(device, dtype)[self.param_index].expand(batch, -1))
-        parts.append(torch.ones(batch, 1, dtype=dtype, device=device))
-        weights = torch.cat(parts, 1) @ self.weights
-        pos, neg = weights[:, : self.n], weights[:, self.n :]
+        constants = self.weights[-1]
+        weights = (
+            torch.addmm(constants, torch.cat(parts, 1), self.weights[:-1]) if parts else constants.repeat(batch, 1)
+        )
         log = self.semiring == "log"
         if log:
             if self.forced:  # 'none' variables propagated away as false: their weight is never read
-                pos = torch.where(self.keep, pos, torch.ones_like(pos))
+                weights = torch.where(self.keep, weights, torch.ones_like(weights))
             tiny = torch.finfo(dtype).tiny  # log 0 = -inf would give KLay's log-sum-exp no gradient
-            pos, neg = pos.clamp(min=tiny).log(), neg.clamp(min=tiny).log()
-        values = self.module(pos, neg) if self.module is not None else torch.zeros(batch, 0, dtype=dtype, device=device)
+            weights = weights.clamp(min=tiny).log()
+        if self.polynomial is not None:
+            values = self.polynomial(weights)
+        elif self.module is not None:
+            values = self.module(weights[:, : self.n], weights[:, self.n : 2 * self.n])
+        else:
+            values = torch.zeros(batch, 0, dtype=dtype, device=device)
         answers = values[:, : len(self.names)]
         if self.divisor:  # evidence: each answer over its condition's root (the others over 1)
             by = torch.tensor([self.divisor.get(name, -1) for name in self.names], device=device)
             divisors = torch.cat([values, torch.full_like(values[:, :1], 0.0 if log else 1.0)], 1)[:, by]
             answers = answers - divisors if log else answers / divisors
-        # one unbind: its backward stacks the columns' gradients once (a slice per answer would fill a
-        # (batch, answers) gradient per answer: 199 answers at N = 2 made the backward 10 times slower)
-        result = dict(zip(self.names, answers.unbind(1), strict=True))
-        for name, p in self.constants.items():
-            value = torch.log(torch.tensor(p, dtype=dtype)) if log else torch.tensor(p, dtype=dtype)
-            result[name] = value.to(device).expand(batch)
-        return result
+        if not self.constants:
+            return self.names, answers
+        fixed = torch.tensor(list(self.constants.values()), dtype=dtype, device=device)
+        fixed = (fixed.log() if log else fixed).expand(batch, -1)
+        return [*self.names, *self.constants], torch.cat([answers, fixed], 1)
 
 
 class _SumLayer(layers.SumLayer):

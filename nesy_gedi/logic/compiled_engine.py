@@ -134,11 +134,11 @@ class CompiledEngine(Engine):
 
     def evaluate(
         self, queries: Sequence[Query], all_answers: bool
-    ) -> list[tuple[Circuit, dict[str, torch.Tensor], list[int], list[str]]]:
+    ) -> list[tuple[Circuit, tuple[list[str], torch.Tensor], list[int], list[str]]]:
         """Run the circuit of each query shape on its queries.
 
-        Per shape: the circuit, its answers' probabilities (log-probabilities in the log semiring) (batch,),
-        the query rows and each row's answer name.
+        Per shape: the circuit, its answers and their probabilities (log-probabilities in the log semiring)
+        (batch, answers), the query rows and each row's answer name.
         """
         groups: dict[int, tuple[Circuit, list[int], list[str]]] = {}
         for row, query in enumerate(queries):
@@ -156,24 +156,23 @@ class CompiledEngine(Engine):
         results = []
         for program, rows, names in plans:
             leaf_outputs = {(net, ph): next(outputs[net]) for net, ph in program.leaves()}
-            results.append((program, program.run(leaf_outputs, params, self.semiring), rows, names))
+            results.append((program, program.table(leaf_outputs, params, self.semiring), rows, names))
         return results
 
-    def _picked(self, answers: dict[str, torch.Tensor], wanted: Sequence[str], batch: int) -> torch.Tensor:
-        """Row k's value of answer `wanted[k]`; an answer the program cannot prove has probability 0, as in
-        DeepProbLog."""
-        names = {name: i for i, name in enumerate(answers)}
-        device = next(iter(answers.values())).device if answers else torch.device("cpu")
-        unproved = torch.full((batch,), self._zero, dtype=torch.get_default_dtype(), device=device)
-        table = torch.stack([*answers.values(), unproved])
-        which = torch.tensor([names.get(name, len(names)) for name in wanted], device=device)
-        return table[which, torch.arange(batch, device=device)]
+    def _picked(self, names: list[str], table: torch.Tensor, wanted: Sequence[str]) -> torch.Tensor:
+        """Row k's value of answer `wanted[k]` in the (batch, answers) `table`; an answer the program cannot
+        prove has probability 0, as in DeepProbLog."""
+        column = {name: i for i, name in enumerate(names)}
+        which = [column.get(name, len(names)) for name in wanted]
+        if len(names) in which:
+            table = torch.cat([table, torch.full_like(table[:, :1], self._zero)], 1)
+        return table.gather(1, torch.tensor(which, device=table.device).unsqueeze(1)).squeeze(1)
 
     def _values(self, queries: Sequence[Query]) -> torch.Tensor:
         """Each query's value from its circuit (p, or log p in the log semiring)."""
         parts, order = [], []
-        for _, answers, rows, wanted in self.evaluate(queries, all_answers=self.circuits == "answers"):
-            parts.append(self._picked(answers, wanted, len(rows)))
+        for _, (names, table), rows, wanted in self.evaluate(queries, all_answers=self.circuits == "answers"):
+            parts.append(self._picked(names, table, wanted))
             order.extend(rows)
         result = torch.cat(parts)
         return result[torch.argsort(torch.tensor(order, device=result.device))]
@@ -190,8 +189,8 @@ class CompiledEngine(Engine):
             found.append(self._labels[label])
         program = found[0][0]  # the template's one circuit (its labels' circuits merge into one)
         used = {leaf: leaves[leaf] for leaf in program.leaves()}
-        answers = program.run(used, self.program_parameters.each(), self.semiring)
-        return self._picked(answers, [name for _, name in found], len(labels))
+        names, table = program.table(used, self.program_parameters.each(), self.semiring)
+        return self._picked(names, table, [name for _, name in found])
 
     def answer_values(self, leaves: Leaves) -> tuple[list[Term], torch.Tensor]:
         """Every answer of the task's template and its p (log p in the log semiring), (batch, answers), from
@@ -199,10 +198,10 @@ class CompiledEngine(Engine):
         assert self.template is not None, "answer_values needs the engine's query template"
         ind = () if self.template.boolean else (self.template.output_index,)
         program, _ = self.program_for(Query(self.template.term, output_ind=ind), all_answers=True)
-        answers = program.run(
+        names, table = program.table(
             {leaf: leaves[leaf] for leaf in program.leaves()}, self.program_parameters.each(), self.semiring
         )
-        return [program.outputs[name] for name in answers], torch.stack(list(answers.values()), -1)
+        return [program.outputs[name] for name in names], table
 
     def log_likelihood(self, leaves: Leaves, labels: Sequence[Term]) -> torch.Tensor:
         """log p(label): exact in the log semiring; DeepProbLog's floored log(p + 1e-12) in the real one."""
@@ -232,16 +231,15 @@ class CompiledEngine(Engine):
         """Each query's most probable answer; a true/false query's is TRUE when p(query) > 0.5."""
         predictions: list[Term | None] = [None] * len(queries)
         half = math.log(0.5) if self.semiring == "log" else 0.5
-        for program, answers, rows, wanted in self.evaluate(queries, all_answers=True):
+        for program, (names, table), rows, wanted in self.evaluate(queries, all_answers=True):
             if not queries[rows[0]].output_ind:  # a true/false shape: every row asks the same query
-                p = answers.get(wanted[0])
+                p = table[:, names.index(wanted[0])] if wanted[0] in names else None
                 for k, row in enumerate(rows):
                     predictions[row] = TRUE if p is not None and float(p[k]) > half else FALSE
                 continue
-            names = list(answers)
             if not names:
                 continue
-            best = torch.stack([answers[name] for name in names]).argmax(0).tolist()
+            best = table.argmax(1).tolist()
             for k, row in enumerate(rows):
                 predictions[row] = program.outputs[names[best[k]]]
         return predictions
