@@ -64,6 +64,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs each run asks for (default 0)")
     compare.add_argument("--out", help="comparison folder (default: comparisons/<task>)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a task key")
+    compare.add_argument(
+        "--labels",
+        metavar="K,...",
+        help="label budget: run each method at K labelled images per concept, e.g. 0,1,5,25",
+    )
+    compare.add_argument(
+        "--label-use",
+        default="concept",
+        metavar="USE,...",
+        help="with --labels: `concept` (train the networks on them), `naming` (choose the pretrained clusters' "
+        "naming), or both, comma-separated (default concept)",
+    )
+    compare.add_argument(
+        "--label-target", type=float, default=0.85, help="with --labels: the Acc(C) to reach (default 0.85)"
+    )
 
     shortcuts = commands.add_parser("shortcuts", help="count a task's deterministic reasoning shortcuts")
     shortcuts.add_argument("task", help="task YAML")
@@ -98,6 +113,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
     try:
         metrics = task.train(out=args.out, command=command)
     except Interrupted as exc:
+        # a late second Ctrl-C must not end the exit: Python drops its own handler as it finalises (status -2)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(
             f"\ninterrupted after step {exc.step}; checkpoint kept. "
             f"Resume with: nesy-gedi {args.command} --resume {task.folder}",
@@ -127,6 +144,7 @@ def _compare(args: argparse.Namespace, command: str) -> int:
     out = args.out or f"comparisons/{load_task(args.task, sets=_parse_sets(sets_for('', args.set))).config.name}"
     if args.gpus_per_run < 0:
         raise UserError("--gpus-per-run takes a number of at least 0")
+    labels, uses = _label_budget(args)
     print(
         compare(
             args.task,
@@ -139,10 +157,34 @@ def _compare(args: argparse.Namespace, command: str) -> int:
             args.backend,
             args.address,
             args.gpus_per_run,
+            labels,
+            uses,
+            args.label_target,
         )
     )
     print(f"comparison folder: {out}")
     return 0
+
+
+def _label_budget(args: argparse.Namespace) -> tuple[list[int] | None, list[str]]:
+    """`--labels` as whole numbers of at least 0 (sorted, each once) and `--label-use` as known uses."""
+    from nesy_gedi.analysis.budget import USES
+
+    uses = [u.strip() for u in args.label_use.split(",") if u.strip()]
+    unknown = [u for u in uses if u not in USES]
+    if unknown or not uses:
+        raise UserError(f"--label-use: '{','.join(unknown)}' is not a use of labels; give {' or '.join(USES)}")
+    if not 0.0 <= args.label_target <= 1.0:
+        raise UserError("--label-target takes an accuracy between 0 and 1, e.g. 0.85")
+    if args.labels is None:
+        return None, uses
+    try:
+        labels = sorted({int(k) for k in args.labels.split(",") if k.strip()})
+    except ValueError:
+        labels = [-1]
+    if not labels or labels[0] < 0:
+        raise UserError(f"--labels: '{args.labels}' is not a list of whole numbers of at least 0, e.g. 0,1,5,25")
+    return labels, uses
 
 
 def _shortcuts(args: argparse.Namespace) -> int:
@@ -203,9 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # outside training (loading, evaluation): nothing to keep beyond the checkpoint
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while we stop: no traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while we stop: no traceback, status 130
         print("\ninterrupted", file=sys.stderr)
-        signal.signal(signal.SIGINT, previous)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into a reader that stopped early (`| head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would raise again

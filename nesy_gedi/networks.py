@@ -174,6 +174,12 @@ class SmallCnn(nn.Module):
         return self.head(self.encoder(x))
 
 
+@register("small_cnn_gray")
+def small_cnn_gray(n_outputs: int) -> nn.Module:
+    """`small_cnn` for one-channel 28x28 images (garments): wider than LeNet, with global pooling."""
+    return SmallCnn(n_outputs, channels=1)
+
+
 @register("mlp_2d")
 class Mlp2d(nn.Module):
     """2 -> 128 -> 128 -> c with SiLU: smooth, so SGLD gets useful input gradients (GEDI_SPEC.md §9.2)."""

@@ -40,6 +40,11 @@ def test_compare_writes_its_table_and_reuses_finished_runs(tmp_path, capsys):
     assert {k for k in logs if again[k] != logs[k]} == {"entropy-seed1.log"}
     assert "| entropy | 2/2 | 0 | 0 |" in (out / "comparison.md").read_text()
 
+    # a run folder written before a key existed (its config lacks it) holds the same settings: reused
+    config = out / "dpl-seed0" / "config.yaml"
+    config.write_text("".join(line for line in config.read_text().splitlines(True) if "brightness" not in line))
+    assert main(args) == 0, capsys.readouterr().err
+
     # other settings into the same folder: refused before anything runs, naming the difference
     table = (out / "comparison.md").read_text()
     assert main([*args, "--set", "train.lr=0.5"]) == 2
@@ -94,3 +99,29 @@ def test_compare_and_shortcuts_on_a_true_false_task_and_a_noisy_program(tmp_path
     capsys.readouterr()
     assert main(["shortcuts", str(ROOT / "tasks" / "mnist_less.yaml")]) == 0
     assert "shortcuts: 0 (bijective: 0)" in capsys.readouterr().out
+
+
+def test_the_label_budget_grid_writes_its_table_and_plot(tmp_path, capsys):
+    """dpl at 0 and 2 concept labels per digit, 2 seeds; naming labels refused for dpl (no pretrained network)
+    and said so in the report."""
+    out = tmp_path / "budget"
+    args = ["compare", str(TASK), "--methods", "dpl", "--seeds", "2", "--out", str(out), "--labels", "2,0"]
+    args += ["--label-use", "concept,naming", *[x for item in TINY for x in ("--set", item)]]
+    assert main(args) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "dpl-concept2-seed0",
+        "dpl-concept2-seed1",
+        "dpl-seed0",
+        "dpl-seed1",
+    ]
+    rows = list(csv.DictReader((out / "label_budget.csv").open()))
+    assert [(r["method"], r["labels"], r["per concept"], r["labelled images used"], r["finished"]) for r in rows] == [
+        ("dpl", "none", "0", "0", "2/2"),
+        ("dpl", "concept", "2", "20", "2/2"),
+    ]
+    assert "Acc(C) mnist_net" in rows[0]
+    assert (out / "label_budget.png").stat().st_size > 1000
+    report = (out / "comparison.md").read_text()
+    assert "## Label budget" in report and "Fewest labels per concept" in report
+    assert "dpl with naming labels" in report and "naming_labels" in report  # refused, and why
+    assert "dpl + 20 concept labels" in report  # the labelled runs are their own rows, never mixed with dpl's

@@ -220,3 +220,16 @@ def test_flip_mirrors_each_image_with_its_own_draw_and_is_off_for_digits():
     assert (mirrored ^ kept).all() and 16 < int(mirrored.sum()) < 48
     assert AugmentSpec().flip == 0.0  # a mirrored digit is no digit: off unless a task asks
     assert torch.equal(PerSampleFlip(0.0, torch.Generator())(x), x)
+
+
+def test_brightness_scales_each_image_by_its_own_factor_and_keeps_the_black_background():
+    from nesy_gedi.ssl.augment import Brightness
+
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    x[:, :, 0, 0], x[:, :, 0, 1] = -1.0, 1.0  # black background, one white pixel
+    out = Brightness(0.5, torch.Generator().manual_seed(4))(x)
+    factor = (out[:, :, 0, 1] + 1) / 2  # per image, one factor in [0.5, 1]
+    assert torch.allclose(out + 1, (x + 1) * factor.view(-1, 1, 1, 1), atol=1e-6)
+    assert factor.min() >= 0.5 - 1e-6 and factor.max() <= 1 + 1e-6 and factor.std() > 0.05
+    assert torch.equal(out[:, :, 0, 0], x[:, :, 0, 0])
+    assert AugmentSpec().brightness == 0.0

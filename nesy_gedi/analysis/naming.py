@@ -228,15 +228,8 @@ def _labelled_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """k distinct training images per domain value (fewer if the training queries hold fewer), drawn with
     `rng`: their clusters and true concepts."""
-    index = train_set.indices[:, read].ravel()
-    found, concept = clusters[:, read].ravel(), train_set.concepts[:, read].ravel()
-    _, first = np.unique(index, return_index=True)  # each image once, however many queries read it
-    chosen = []
-    for value in range(size):
-        images = first[concept[first] == value]
-        chosen.extend(rng.choice(images, size=min(k, len(images)), replace=False).tolist())
-    chosen = np.array(sorted(chosen), dtype=np.int64)
-    return found[chosen], concept[chosen]
+    chosen = train_set.labelled(read, size, k, rng)
+    return clusters[:, read].ravel()[chosen], train_set.concepts[:, read].ravel()[chosen]
 
 
 def name_clusters(

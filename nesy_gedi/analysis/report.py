@@ -23,6 +23,7 @@ SUMMARY_KEYS = (
     "concept_accuracy_per_network",
     "nmi",
     "grounding",
+    "concept_labels_used",
     "naming_explained",
     "naming_check",
     "pretraining_attempts",
@@ -57,10 +58,13 @@ QUERY_NOTES = (
     "index = true concept (no relabelling; the mean over networks, each network's own in "
     "`concept_accuracy_per_network` when there are several). `nmi`: normalised mutual information of those "
     "predictions and the true concepts. `grounding`: grounded (Acc(C) at least eval.grounded_at; `grounded "
-    "with labels` when labelled images chose the naming, `naming_labels`), shortcut (else Acc(Y) at least "
-    "eval.task_at), failed. `naming_explained`: share of the training queries the program answers under the naming of "
-    "pretrained clusters; `naming_check`: whether that share, against what the labels allow and per image, "
-    "reaches `networks.<name>.naming_threshold` (if not, the naming is not to be trusted); "
+    "with labels` when labelled images chose the naming, `naming_labels`, or trained the networks, "
+    "`concept_labels`), shortcut (else Acc(Y) at least eval.task_at), failed. `concept_labels_used`: labelled "
+    "training images that trained the networks (per network and concept in `metrics.json` under "
+    "`concept_labels`; their indices in `queries.npz`). `naming_explained`: share of the training queries "
+    "the program answers under the naming of pretrained clusters; `naming_check`: whether that share, "
+    "against what the labels allow and per image, reaches `networks.<name>.naming_threshold` (if not, the "
+    "naming is not to be trusted); "
     "`pretraining_attempts`: pretrainings tried for it (`pretrain.attempts`). `learned_probabilities`: the "
     "program's `t(_)` probabilities at the end of training (`t/<fact>` in `train_log.jsonl` over training). "
     "`train_labels_disagreeing` / `train_label_noise` (sampled or file labels): how many training labels, and "
@@ -70,7 +74,8 @@ QUERY_NOTES = (
     "circuits in use, part of `train_seconds` unless read from the disk cache. "
     "`peak_memory_mb`: the run's peak resident memory.",
     "Files: `config.yaml` (resolved task), `versions.json`, `metrics.json`, `checkpoint.pt`, "
-    "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query).",
+    "`train_log.jsonl` (one row per step), `queries.npz` (image indices of every query, and of the "
+    "`concept_labels` images).",
 )
 PRETRAIN_NOTES = (
     "`nmi`: normalised mutual information of the argmax cluster and the true label on the held-out inputs. "
@@ -91,7 +96,8 @@ QUERY_REPORT = (SUMMARY_KEYS, QUERY_NOTES)
 PRETRAIN_REPORT = (PRETRAIN_KEYS, PRETRAIN_NOTES)
 
 
-def _save(run: RunDir, fig: Figure, filename: str, dpi: int = 110) -> str:
+def save_figure(run: RunDir, fig: Figure, filename: str, dpi: int = 110) -> str:
+    """The figure as a PNG in the run folder, written atomically; its file name."""
     fig.tight_layout()
     run.write_atomic(filename, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     return filename
@@ -107,7 +113,7 @@ def plot_confusion(run: RunDir, name: str, confusion: list[list[int]], labels: l
     ax.set_title(f"{name}: concepts on the test images it reads")
     ax.set_xlabel("predicted concept (network alone)")
     ax.set_ylabel("true concept")
-    return _save(run, fig, f"confusion_{name}.png")
+    return save_figure(run, fig, f"confusion_{name}.png")
 
 
 def _fmt(value: object) -> str:
@@ -171,7 +177,7 @@ def plot_samples(run: RunDir, samples: torch.Tensor, seed: int, name: str = "sam
     ax.imshow(grid.permute(1, 2, 0).numpy())
     ax.set_axis_off()
     ax.set_title(f"{len(shown)} SGLD samples from the replay buffer")
-    return _save(run, fig, name)
+    return save_figure(run, fig, name)
 
 
 def plot_regions(
@@ -199,7 +205,7 @@ def plot_regions(
         ax.scatter(s[:, 0], s[:, 1], c="k", s=2, alpha=0.4, label="SGLD samples")
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title("cluster regions (colour) and held-out points")
-    return _save(run, fig, "clusters.png")
+    return save_figure(run, fig, "clusters.png")
 
 
 def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
@@ -221,7 +227,7 @@ def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
             if col == 0:
                 ax.set_ylabel(method, fontsize=8)
     fig.suptitle("ID concept confusion\n(rows: true, columns: predicted)", fontsize=8)
-    _save(run, fig, "confusions.png", dpi=100)
+    save_figure(run, fig, "confusions.png", dpi=100)
 
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.subplots()
@@ -233,4 +239,4 @@ def plot_comparison(run: RunDir, grouped: dict[str, list[dict]]) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8)
     ax.set_title("one point per run")
-    _save(run, fig, "accuracies.png")
+    save_figure(run, fig, "accuracies.png")

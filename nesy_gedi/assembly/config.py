@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -154,6 +155,15 @@ class NetworkSpec(_Strict):
         description="k labelled training images per domain value, used only to choose among the namings the "
         "program cannot tell apart (within 1 % of the best); 0: no labels. A run grounded so is classed "
         "`grounded with labels`",
+    )
+    concept_labels: NonNegativeInt = Field(
+        0,
+        description="k labelled training images per domain value (drawn with the run's seed, never from the test "
+        "split, recorded in `queries.npz`) whose true concepts train the network by cross-entropy beside the "
+        "method's loss; 0: none. A run grounded so is classed `grounded with labels`",
+    )
+    concept_weight: NonNegativeFloat = Field(
+        1.0, description="weight of the `concept_labels` cross-entropy (a few of the labelled images per step)"
     )
     naming_threshold: float = Field(
         0.9,

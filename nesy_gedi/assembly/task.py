@@ -36,6 +36,7 @@ from nesy_gedi.ssl.sgld import Domain
 from nesy_gedi.training.checkpoint import is_pretraining_run, load_pretrained, pretrained_state
 from nesy_gedi.training.learners import QueryLearner
 from nesy_gedi.training.loop import seed_everything
+from nesy_gedi.training.supervision import ConceptLabels, choose_concept_labels
 
 
 def check_task(config: TaskConfig | PretrainConfig, where: Where) -> None:
@@ -359,6 +360,8 @@ class TaskData:
     """the evaluation query sets: `id` (test queries) and, for a restricted task, `ood`"""
     tensors: dict[str, torch.Tensor]
     """every split of every source, by tensor source name (`<source>_<split>`)"""
+    concept_labels: dict[str, ConceptLabels]
+    """per network with `concept_labels`, its labelled training images"""
 
 
 def load_data(config: TaskConfig, device: torch.device, cache: Path) -> TaskData:
@@ -368,7 +371,10 @@ def load_data(config: TaskConfig, device: torch.device, cache: Path) -> TaskData
     images = task_images(config, template, sizes, cache)
     splits = query_sets(config, template, images)
     train_set = splits.pop("train")
-    return TaskData(program, template, sizes, images, train_set, splits, images.tensors(device))
+    tensors = images.tensors(device)
+    wanted = {name: (spec.concept_labels, spec.concept_weight) for name, spec in config.networks.items()}
+    labelled = choose_concept_labels(train_set, tensors, images.readers, sizes, wanted, config.seed)
+    return TaskData(program, template, sizes, images, train_set, splits, tensors, labelled)
 
 
 @dataclass(frozen=True)
@@ -466,6 +472,8 @@ def with_engine(config: TaskConfig, data: TaskData, started: Started, cache: Pat
         data.tensors,
         data.images.readers,
         config.train.param_lr,
+        data.concept_labels,
+        config.seed,
     )
     return Assembled(
         data.program,

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from nesy_gedi.analysis.budget import Point, budget_csv, budget_rows, fewest, plot_budget
 from nesy_gedi.analysis.report import plot_comparison
-from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, dump_config
+from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, dump_config, load_config
 from nesy_gedi.assembly.task import load_task
 from nesy_gedi.commands.backends import PARENT, Backend, make_backend
 from nesy_gedi.errors import UserError
@@ -62,6 +63,10 @@ class Job:
     method: str
     seed: int
     folder: Path
+    labels: tuple[str, int] = ("concept", 0)
+    """the label budget of a `--labels` grid: (use, k per concept); k = 0: no labels"""
+    sets: tuple[str, ...] = ()
+    """the `--set` items the budget adds"""
 
 
 def sets_for(method: str, sets: list[str]) -> list[str]:
@@ -87,7 +92,8 @@ def _run(job: Job, task: str, sets: list[str], threads: int, kind: str, cwd: str
         command += ["--resume", str(job.folder)]
     else:
         command += [task, "--seed", str(job.seed), "--set", f"method={job.method}", "--set", f"train.threads={threads}"]
-        command += [x for item in sets_for(job.method, sets) for x in ("--set", item)] + ["--out", str(job.folder)]
+        command += [x for item in [*sets_for(job.method, sets), *job.sets] for x in ("--set", item)]
+        command += ["--out", str(job.folder)]
     job.folder.parent.mkdir(parents=True, exist_ok=True)
     log = job.folder.parent / f"{job.folder.name}.log"
     with log.open("w") as out:
@@ -111,7 +117,10 @@ def _refuse_stale(job: Job, requested: TaskConfig | PretrainConfig) -> None:
     naming the first difference: reusing it would put an old result under the new command."""
     if not (job.folder / CONFIG).is_file():
         return
-    old = _flat(yaml.safe_load((job.folder / CONFIG).read_text()))
+    try:  # read as the current version reads it: a key added since then has its default, as in `requested`
+        old = _flat(yaml.safe_load(dump_config(load_config(job.folder / CONFIG))))
+    except UserError:  # a key this version no longer knows: the difference is shown below
+        old = _flat(yaml.safe_load((job.folder / CONFIG).read_text()))
     new = _flat(yaml.safe_load(dump_config(requested)))
     differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k != "train.threads")
     if differ:
@@ -151,7 +160,9 @@ def label(method: str, results: list[dict]) -> str:
     objectives = sorted({p["method"] for r in results for p in r.get("pretraining", {}).values()})
     name = f"{method}[{'+'.join(objectives)}]" if objectives else method
     used = {sum(r["naming"]["labelled_images"].values()) for r in results if r.get("naming", {}).get("labelled_images")}
-    return name + (f" + {'/'.join(map(str, sorted(used)))} labels" if used else "")
+    trained = {r["concept_labels_used"] for r in results if r.get("concept_labels_used")}
+    name += f" + {'/'.join(map(str, sorted(used)))} labels" if used else ""
+    return name + (f" + {'/'.join(map(str, sorted(trained)))} concept labels" if trained else "")
 
 
 def run_seconds(result: dict) -> float:
@@ -161,10 +172,36 @@ def run_seconds(result: dict) -> float:
 
 
 def _by_method(jobs: list[Job], results: list[dict]) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = {}
+    """Results per method (and label budget), named by `label`."""
+    grouped: dict[tuple[str, tuple[str, int]], list[dict]] = {}
     for job, result in zip(jobs, results, strict=True):
-        grouped.setdefault(job.method, []).append(result)
-    return {label(method, runs): runs for method, runs in grouped.items()}
+        grouped.setdefault((job.method, job.labels), []).append(result)
+    return {label(method, runs): runs for (method, _), runs in grouped.items()}
+
+
+def _budget_jobs(
+    task: str, methods: list[str], seeds: int, out: Path, sets: list[str], budgets: list[int], uses: list[str]
+) -> tuple[list[Job], list[str]]:
+    """Every method × label budget × seed (k = 0 once per method), and a note per (method, use) the task's
+    settings refuse (naming labels need a pretrained network)."""
+    jobs, skipped = [], []
+    for method in methods:
+        overrides = dict(item.split("=", 1) for item in sets_for(method, sets))
+        networks = list(load_task(task, {**overrides, "method": method}).networks)
+        for use in uses:
+            for k in budgets:
+                if k == 0 and use != uses[0]:
+                    continue  # the unlabelled point is one, whatever the use
+                extra = tuple(f"networks.{net}.{use}_labels={k}" for net in networks) if k else ()
+                try:
+                    load_task(task, {**overrides, "method": method, **dict(x.split("=", 1) for x in extra)})
+                except UserError as exc:
+                    skipped.append(f"{method} with {use} labels: {exc}")
+                    break
+                name = f"{method}-{use}{k}" if k else method
+                labels = (use, k)
+                jobs += [Job(method, s, out / f"{name}-seed{s}", labels, extra) for s in range(seeds)]
+    return jobs, skipped
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -357,10 +394,16 @@ def compare(
     backend: str = "local",
     address: str | None = None,
     gpus: float = 0.0,
+    labels: list[int] | None = None,
+    label_uses: list[str] | None = None,
+    label_target: float = 0.85,
 ) -> str:
     """Run (or reuse) every method × seed of a program or pretraining task and write `comparison.csv` and
     `comparison.md` into `out`; the report's text. `backend`: `local` (`workers` runs at a time) or `ray`
-    (Ray tasks on the cluster at `address`, each asking for its torch threads as CPUs and `gpus` GPUs)."""
+    (Ray tasks on the cluster at `address`, each asking for its torch threads as CPUs and `gpus` GPUs).
+    `labels`: the label-budget grid, every method at k labelled training images per concept for each k, the
+    labels used as `label_uses` (`concept`: trained on, `naming`: choosing the naming), written as
+    `label_budget.csv` and `label_budget.png` with the fewest k whose Acc(C) reaches `label_target`."""
     for item in sets:
         prefix, sep, _ = item.partition(":")
         if sep and "=" not in prefix and prefix not in methods:
@@ -372,14 +415,21 @@ def compare(
     unknown = [m for m in methods if m not in known]
     if unknown:
         raise UserError(f"--methods: unknown method '{unknown[0]}'; known: {', '.join(sorted(known))}")
-    configs = []
+    configs = {}
     for method in methods:  # every method's settings are checked before anything runs
         overrides = dict(item.split("=", 1) for item in sets_for(method, sets))  # the CLI has checked their form
-        configs.append(load_task(task, {**overrides, "method": method}))
-    kind = "run" if isinstance(configs[0], TaskConfig) else "pretrain"
-    jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
+        configs[method] = load_task(task, {**overrides, "method": method})
+    kind = "run" if isinstance(configs[methods[0]], TaskConfig) else "pretrain"
+    skipped: list[str] = []
+    if labels is not None:
+        if kind != "run":
+            raise UserError("--labels: a label budget needs a program task (a pretraining task has no concepts)")
+        jobs, skipped = _budget_jobs(task, methods, seeds, Path(out), sets, labels, label_uses or ["concept"])
+    else:
+        jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
     for job in jobs:  # a run folder already there is reused (or resumed) only for the settings asked now
-        _refuse_stale(job, configs[methods.index(job.method)].model_copy(update={"seed": job.seed}))
+        config = configs[job.method] if not job.sets else _with_sets(task, job, sets)
+        _refuse_stale(job, config.model_copy(update={"seed": job.seed}))
     if backend == "local":  # the cores shared out, unless --set says otherwise
         threads = max(1, len(os.sched_getaffinity(0)) // workers)
     else:  # a Ray task asks for as many CPUs as its run has threads
@@ -409,5 +459,49 @@ def compare(
             "",
         ]
     )
+    if labels is not None:
+        report += _budget_report(folder, jobs, results, skipped, label_target)
     folder.write_text("comparison.md", report)
     return report
+
+
+def _with_sets(task: str, job: Job, sets: list[str]) -> TaskConfig | PretrainConfig:
+    items = [*sets_for(job.method, sets), *job.sets]
+    return load_task(task, {**dict(item.split("=", 1) for item in items), "method": job.method})
+
+
+def _budget_report(folder: RunDir, jobs: list[Job], results: list[dict], skipped: list[str], target: float) -> str:
+    """`label_budget.csv`, `label_budget.png` and the report's section on them."""
+    grouped: dict[tuple[str, tuple[str, int]], list[dict]] = {}
+    for job, result in zip(jobs, results, strict=True):
+        grouped.setdefault((job.method, job.labels), []).append(result)
+    points = [Point(method, use, k, runs) for (method, (use, k)), runs in grouped.items()]
+    folder.write_text("label_budget.csv", budget_csv(points))
+    plot_budget(folder, points)
+    header, rows = budget_rows(points)
+    best = fewest(points, target)
+    return "\n".join(
+        [
+            "",
+            "## Label budget",
+            "",
+            "Per method and use of the labels (*concept*: k labelled training images per concept train the "
+            "networks, `concept_labels`; *naming*: they choose the pretrained clusters' naming, `naming_labels`), "
+            "at k per concept: the labelled images each run used, finished runs, the grounding rate (grounded, "
+            "with labels or without, over finished runs), Acc(Y) and each network's Acc(C) on the ID test "
+            "images, mean ± standard deviation over the finished runs.",
+            "",
+            _markdown(header, rows),
+            "",
+            f"Fewest labels per concept whose mean Acc(C) reaches {target} for every network:",
+            "",
+            *(
+                f"- {method} + {use} labels: {'none of the budgets tried' if k is None else k}"
+                for (method, use), k in sorted(best.items())
+            ),
+            *(["", "Not run:", "", *(f"- {note}" for note in skipped)] if skipped else []),
+            "",
+            "![label budget](label_budget.png)",
+            "",
+        ]
+    )

@@ -149,7 +149,7 @@ def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, li
             ident["concept_accuracy"],
             config.eval.grounded_at,
             config.eval.task_at,
-            labelled=bool(task.naming and task.naming.labels),
+            labelled=bool(task.naming and task.naming.labels) or bool(task.learner.concept_labels),
         ),
     )
     if len(ident["concepts"]) > 1:
@@ -182,7 +182,12 @@ def run_task(
     data = load_data(config, device, cache)
     run.write_atomic(
         QUERIES,
-        lambda tmp: _save_indices(tmp, train=data.train_set.indices, **{k: v.indices for k, v in data.splits.items()}),
+        lambda tmp: _save_indices(
+            tmp,
+            train=data.train_set.indices,
+            **{k: v.indices for k, v in data.splits.items()},
+            **{f"concept_labels_{net}": labelled.indices for net, labelled in data.concept_labels.items()},
+        ),
     )
     starts = choose_starts(config, data, device, pretrainings)
     made: dict[str, Assembled] = {}
@@ -205,6 +210,14 @@ def run_task(
         "train_queries": len(task.train_set),
         **{f"{name}_queries": len(queries) for name, queries in task.splits.items()},
         **({"naming": task.naming.summary(), "naming_explained": task.naming.explained} if task.naming else {}),
+        **(
+            {
+                "concept_labels": {net: labelled.summary() for net, labelled in data.concept_labels.items()},
+                "concept_labels_used": sum(len(labelled.concepts) for labelled in data.concept_labels.values()),
+            }
+            if data.concept_labels
+            else {}
+        ),
         **starts.metrics(),
         **({"restarts": restarts} if restarts else {}),
     }

@@ -69,6 +69,18 @@ class QuerySet:
         index = np.unique(index) if unique else index.ravel()
         return source[torch.as_tensor(index, device=source.device)]
 
+    def labelled(self, positions: list[int], size: int, k: int, rng: np.random.Generator) -> np.ndarray:
+        """k distinct images per concept 0..size-1 (fewer where these queries hold fewer) among the images at
+        these positions, drawn with `rng`: as sorted indices into `indices[:, positions].ravel()` (so into
+        `concepts[:, positions].ravel()` too). An image read by several queries counts once."""
+        index, concept = self.indices[:, positions].ravel(), self.concepts[:, positions].ravel()
+        _, first = np.unique(index, return_index=True)
+        chosen = []
+        for value in range(size):
+            images = first[concept[first] == value]
+            chosen.extend(rng.choice(images, size=min(k, len(images)), replace=False).tolist())
+        return np.array(sorted(chosen), dtype=np.int64)
+
     def take(self, rows: np.ndarray | slice) -> QuerySet:
         chosen = np.arange(len(self))[rows]
         return QuerySet(

@@ -18,7 +18,8 @@ from torchvision.transforms import v2
 
 
 class AugmentSpec(BaseModel):
-    """View settings. Images use stroke width, mirror, rotation/translate/scale and noise; 2-D points use jitter.
+    """View settings. Images use stroke width, brightness, mirror, rotation/translate/scale and noise; 2-D
+    points use jitter.
 
     The image defaults are the values measured on MNIST (docs/results.md: stroke-width views are what keeps
     clusters from sorting digits by ink)."""
@@ -32,6 +33,9 @@ class AugmentSpec(BaseModel):
         0.7, le=1.0, description="images: max blend toward a dilated or eroded copy (thicker or thinner strokes)"
     )
     noise: NonNegativeFloat = Field(0.1, description="images: σ of additive Gaussian pixel noise")
+    brightness: NonNegativeFloat = Field(
+        0.0, le=1.0, description="images: max share by which an image's intensities are scaled down (garments: 0.5)"
+    )
     flip: NonNegativeFloat = Field(
         0.0,
         le=1.0,
@@ -111,6 +115,21 @@ class PerSampleFlip(v2.Transform):
         return torch.where(flip, inpt.flip(-1), inpt)
 
 
+class Brightness(v2.Transform):
+    """Scale each image's intensities (in [0, 1], black background kept) by a factor drawn in [1 − s, 1]:
+    without it garments cluster by how light the cloth is rather than by shape."""
+
+    def __init__(self, strength: float, generator: torch.Generator):
+        super().__init__()
+        self.strength, self.generator = strength, generator
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.strength == 0:
+            return inpt
+        factor = 1 - self.strength * torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device)
+        return (inpt + 1) * factor - 1  # [-1, 1] -> [0, 2] scaled -> back
+
+
 class GaussianJitter(v2.Transform):
     """Additive noise drawn from the task's generator (v2.GaussianNoise uses the global one)."""
 
@@ -131,6 +150,7 @@ def make_views(spec: AugmentSpec, kind: str, generator: torch.Generator) -> v2.T
     return v2.Compose(
         [
             StrokeWidth(spec.stroke, generator),
+            Brightness(spec.brightness, generator),
             PerSampleFlip(spec.flip, generator),
             PerSampleAffine(spec.rotation, spec.translate, spec.scale, generator),
             GaussianJitter(spec.noise, generator),

@@ -3,8 +3,11 @@ self-supervised objective on unlabelled inputs. Each is a `train.Learner`."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from nesy_gedi.data.queries import QuerySet
 from nesy_gedi.logic.engine import LOSS_FLOOR, Engine
@@ -13,6 +16,7 @@ from nesy_gedi.logic.query import QueryTemplate
 from nesy_gedi.methods import Method, TrainBatch
 from nesy_gedi.ssl.objectives import Objective
 from nesy_gedi.training.checkpoint import NETWORK
+from nesy_gedi.training.supervision import ConceptLabels
 
 
 def symbolic_loss(
@@ -48,9 +52,12 @@ class QueryLearner:
         tensors: dict[str, torch.Tensor],
         readers: dict[str, list[int]],
         param_lr: float,
+        concept_labels: dict[str, ConceptLabels] | None = None,
+        seed: int = 0,
     ) -> None:
         self.engine, self.method, self.template = engine, method, template
         self.train_set, self.tensors, self.readers = train_set, tensors, readers
+        self.concept_labels, self.seed = concept_labels or {}, seed
         parameters = engine.program_parameters
         self.networks = {**method.networks, **method.modules, **({PARAMETERS: parameters} if len(parameters) else {})}
         self.rates = {PARAMETERS: param_lr}
@@ -65,23 +72,48 @@ class QueryLearner:
         if not all(module.training for module in self._modules):  # train() sets every submodule's flag
             for module in (self.engine, *self.method.modules.values()):
                 module.train()
-        logits = {net: self.engine.networks[net](x) for net, x in images.items()}
+        logits, supervised = self._logits(images, step)
         labels = [self.train_set.labels[r] for r in rows]
         leaves = self.template.leaves({net: torch.softmax(out, -1) for net, out in logits.items()})
         log_p = self.engine.log_likelihood(leaves, labels)
         negative = [self.template.boolean and label == FALSE for label in labels]
         targets = torch.tensor([0.0 if no else 1.0 for no in negative], device=log_p.device) if any(negative) else None
         terms, info = self.method.loss_terms(TrainBatch(images=images, step=step, logits=logits))
-        p = log_p.detach().exp()
-        right = (p > 0.5) if targets is None else (torch.where(targets.bool(), p, 1.0 - p) > 0.5)
+        if targets is None:
+            right = log_p.detach() > math.log(0.5)
+        else:
+            p = log_p.detach().exp()
+            right = torch.where(targets.bool(), p, 1.0 - p) > 0.5
         parameters = self.engine.program_parameters
-        learned = {f"t/{name}": value for name, value in zip(parameters.names, parameters().detach(), strict=True)}
+        learned = (
+            {f"t/{name}": value for name, value in zip(parameters.names, parameters().detach(), strict=True)}
+            if len(parameters)
+            else {}
+        )
+        for net, (out, concepts) in supervised.items():
+            terms[f"concepts_{net}"] = self.concept_labels[net].weight * F.cross_entropy(out, concepts)
         # tensors on the run's device: the loop reads every number of a step at once
         return {"query": symbolic_loss(log_p, targets), **terms}, {
             "p_label>0.5": right.float().mean(),
             **info,
             **learned,
         }
+
+    def _logits(
+        self, images: dict[str, torch.Tensor], step: int
+    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """Each network's logits on its images of the step, from one call that also reads as many of its
+        labelled images (`concept_labels`), whose logits and concepts come second."""
+        logits, supervised = {}, {}
+        for net, x in images.items():
+            labelled = self.concept_labels.get(net)
+            if labelled is None:
+                logits[net] = self.engine.networks[net](x)
+                continue
+            extra, concepts = labelled.batch(self.seed, step, len(x))
+            out = self.engine.networks[net](torch.cat([x, extra]))
+            logits[net], supervised[net] = out[: len(x)], (out[len(x) :], concepts)
+        return logits, supervised
 
     def images(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Per network, the images of these training queries that it reads."""
