@@ -203,6 +203,15 @@ def _bad_sources(folder: Path) -> None:
             {"data": {"sources": {"mine": {"kind": "folder", "path": "folder"}}}},
             r"folder/test: lacks 2 and has 9, which train/ lacks",
         ),
+        (  # garment names over digits: the program's item network, but no garment source to read
+            {
+                "program": str(ROOT / "programs" / "mnist_fashion_stock.pl"),
+                "query": {"term": "footwear(A, B, N)", "output": "N", "inputs": {"A": "image", "B": "image"}},
+                "networks": {"digit_net": {"arch": "mnist_lenet"}, "item_net": {"arch": "mnist_lenet"}},
+            },
+            r"networks.item_net: its domain values \(tshirt, .*\) are not the classes of source 'mnist' .* add it to "
+            r"data.sources and name it in query.inputs",
+        ),
         (
             {"program": "loop.pl"},
             r"query.term: addition\(A, B, Sum\) reaches no neural predicate .* for any concepts",

@@ -10,6 +10,7 @@ domain value i stands for the source's class i, or for the class named `networks
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +51,10 @@ class TaskImages:
         return "; ".join(f"{name}: {data.source}" for name, data in self.data.items())
 
 
-def _concepts(config: TaskConfig, network: str, data: ImageData, size: int, source: str) -> np.ndarray:
-    """Source class label -> the network's domain index (-1 for classes outside its domain)."""
-    named = config.networks[network].classes
+def _concepts(config: TaskConfig, network: str, data: ImageData, values: list[str], source: str) -> np.ndarray:
+    """Source class label -> the network's domain index (-1 for classes outside its domain); `values`: the
+    domain's values as the program writes them."""
+    named, size = config.networks[network].classes, len(values)
     concept = np.full(len(data.classes), -1, dtype=np.int64)
     if named is None:
         if len(data.classes) < size:
@@ -61,6 +63,7 @@ def _concepts(config: TaskConfig, network: str, data: ImageData, size: int, sour
                 f"classes ({', '.join(data.classes)}): values {len(data.classes)} to {size - 1} would never have an "
                 f"image; map the classes with networks.{network}.classes or give the source every class"
             )
+        _check_names(network, values, data.classes, source)
         concept[:size] = np.arange(size)
         return concept
     if len(named) != size:
@@ -72,6 +75,21 @@ def _concepts(config: TaskConfig, network: str, data: ImageData, size: int, sour
             )
         concept[data.classes.index(name)] = value
     return concept
+
+
+def _check_names(network: str, values: list[str], classes: list[str], source: str) -> None:
+    """Without `classes`, value i reads class i. A domain of names (not numbers) that are not the read
+    source's class names in that order is a network reading the wrong images (garment names over digits),
+    or a mapping the task must state."""
+    if all(re.fullmatch(r"-?\d+", v) for v in values) or values == classes[: len(values)]:
+        return
+    raise UserError(
+        f"networks.{network}: its domain values ({', '.join(values)}) are not the classes of source '{source}' that "
+        f"its input reads ({', '.join(classes)}), and without networks.{network}.classes value i reads class i "
+        f"('{values[0]}' would be {source}'s '{classes[0]}'): if the network should read another source, add it to "
+        "data.sources and name it in query.inputs (`{images: ..., source: NAME}`); else list the source classes "
+        f"its values stand for in networks.{network}.classes"
+    )
 
 
 def task_images(config: TaskConfig, template: QueryTemplate, sizes: dict[str, int], cache: Path) -> TaskImages:
@@ -105,8 +123,9 @@ def task_images(config: TaskConfig, template: QueryTemplate, sizes: dict[str, in
             )
         source_of[network] = used[0]
     concept_at: list[np.ndarray | None] = [None] * len(names)
+    domains = {p.network: [str(v) for v in p.domain] for p in template.program.neural_predicates}
     for network, read in readers.items():
-        mapping = _concepts(config, network, data[source_of[network]], sizes[network], source_of[network])
+        mapping = _concepts(config, network, data[source_of[network]], domains[network], source_of[network])
         for p in read:
             if concept_at[p] is not None and not np.array_equal(concept_at[p], mapping):
                 raise UserError(
