@@ -10,6 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+import yaml
 from problog.logic import Constant
 
 from nesy_gedi.assembly.task import build_queries, load_task
@@ -246,3 +247,42 @@ def test_the_shipped_query_files_task_reads_its_files(mnist):
     for split, images in (("train", mnist.train), ("id", mnist.test)):
         sums = images.labels[sets[split].indices].sum(1)
         assert [str(x) for x in sets[split].labels] == [str(s) for s in sums]  # MNIST's own labels
+
+
+def test_a_15_digit_chain_reads_query_files_without_its_answer_set(tmp_path, mnist, monkeypatch, capsys):
+    """10^15 sums cannot be listed: a chain's file labels are checked by its split predicate and by p(label) under
+    every concept possible; a label no digits give is refused before training, with the file and the query."""
+    rng = np.random.default_rng(1)
+
+    def chain_rows(labels: np.ndarray, n: int) -> list[dict]:
+        found = []
+        for _ in range(n):
+            a, b = (rng.choice(len(labels), 15, replace=False) for _ in range(2))
+            number = [int("".join(str(labels[i]) for i in x)) for x in (a, b)]
+            found.append({"A": a.tolist(), "B": b.tolist(), "label": sum(number)})
+        return found
+
+    rows = chain_rows(mnist.train.labels, 8)
+    rows[5]["label"] += 1  # a noisy label: possible, and counted as disagreeing
+    write_rows(tmp_path / "train.jsonl", rows)
+    write_rows(tmp_path / "test.jsonl", chain_rows(mnist.test.labels, 2))
+    task = yaml.safe_load((ROOT / "tasks" / "mnist_multi_add_15.yaml").read_text())
+    task["program"] = str(ROOT / "programs" / "mnist_multi_addition_carry.pl")
+    task["data"] = {"labels": "files", "query_files": {"train": "train.jsonl", "test": "test.jsonl"}}
+    (tmp_path / "chain.yaml").write_text(yaml.safe_dump(task))
+    monkeypatch.setattr(QueryTemplate, "labels", lambda self: pytest.fail("the answer set was asked for"))
+    args = ["run", str(tmp_path / "chain.yaml"), "--set", "train.iterations=2", "--set", "train.batch_size=4"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train_labels_disagreeing"] == 1
+
+    rows[6]["label"] = 10**17  # splits (its last carry would be 100), but no pair of 15-digit numbers sums to it
+    write_rows(tmp_path / "train.jsonl", rows)
+    assert main([*args, "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/train.jsonl: label 100000000000000000 of query 7 is one no concepts give" in err
+    assert "Traceback" not in err and not (tmp_path / "bad").exists()
+    rows[6]["label"] = "abc"
+    write_rows(tmp_path / "train.jsonl", rows)
+    assert main([*args, "--out", str(tmp_path / "bad")]) == 2
+    assert "train.jsonl:7: label 'abc' is not a label the chain can give" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from nesy_gedi.data.query_files import read_query_file
 from nesy_gedi.data.sources import SOURCES
 from nesy_gedi.errors import UserError
 from nesy_gedi.logic import make_engine
+from nesy_gedi.logic.chain_engine import split_label
 from nesy_gedi.logic.engine import Engine
 from nesy_gedi.logic.limits import Limits
 from nesy_gedi.logic.program import Program
@@ -285,7 +286,7 @@ def _from_files(config: TaskConfig, template: QueryTemplate, images: TaskImages)
     """The splits of `data.query_files`: training rows index the training images, the others the test images;
     `data.train_size` / `test_size` / `ood_size` take the first rows."""
     files, data = config.data.query_files, config.data
-    labels = template.labels()
+    labels = template.labels() if config.engine.chain is None else _chain_labels(template, config.engine.chain.split)
     sets = {}
     for split, path, part, size, key in (
         ("train", files.train, "train", data.train_size, "data.train_size"),
@@ -299,6 +300,36 @@ def _from_files(config: TaskConfig, template: QueryTemplate, images: TaskImages)
             raise UserError(f"{key}={size}, but {path} has only {len(found)} queries; lower {key}")
         sets[split] = found if size is None else found.take(slice(0, size))
     return sets
+
+
+def _check_file_labels(config: TaskConfig, engine: Engine, sets: dict[str, QuerySet]) -> None:
+    """Labels from query files that no world gives, refused before training, naming the file and query."""
+    files = {"train": config.data.query_files.train, "id": config.data.query_files.test}
+    files["ood"] = config.data.query_files.ood
+    for split, queries in sets.items():
+        never = engine.impossible(queries.labels)
+        if never:
+            i, more = never[0], f", as are {len(never) - 1} more" if len(never) > 1 else ""
+            raise UserError(
+                f"{files[split]}: label {queries.labels[i]} of query {i + 1} is one no concepts give (the program "
+                f"proves it with probability 0 in every world){more}; fix the file's labels"
+            )
+
+
+def _chain_labels(template: QueryTemplate, split: str) -> Callable[[Term], str | None]:
+    """A chain task's label check: its answers are too many to list (10^15 sums at N = 15), so a label is one
+    the program can give when the split predicate splits it into one output per step (why not, else)."""
+    length = next(iter(template.counts.values()))
+    split_term = Term.from_string(split)
+
+    def wrong(label: Term) -> str | None:
+        try:
+            split_label(template.program, split_term, label, length)
+        except UserError as exc:
+            return f"is not a label the chain can give ({exc})"
+        return None
+
+    return wrong
 
 
 def query_sets(config: TaskConfig, template: QueryTemplate, images: TaskImages) -> dict[str, QuerySet]:
@@ -464,6 +495,8 @@ def with_engine(config: TaskConfig, data: TaskData, started: Started, cache: Pat
     engine = make_engine(
         config.engine, data.program, started.predicates, data.tensors, data.template, cache / "circuits"
     )
+    if config.data.labels == "files":
+        _check_file_labels(config, engine, {"train": data.train_set, **data.splits})
     learner = QueryLearner(
         engine,
         started.method,

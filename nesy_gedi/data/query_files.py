@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +87,12 @@ def read_query_file(
     split: str,
     counts: Mapping[str, int],
     positions: Sequence[Position],
-    labels: set[str],
+    labels: set[str] | Callable[[Term], str | None],
     boolean: bool,
 ) -> QuerySet:
     """The queries of one file, checked row by row: every input present (`counts`: images per input) with
-    image indices that exist in its position's source, and a label the program can give (`labels`)."""
+    image indices that exist in its position's source, and a label the program can give: one of `labels`,
+    or one for which `labels(label)` finds nothing wrong (it returns why the program cannot give it)."""
     path = Path(path)
     rows, found = [], []
     for number, row in _rows(path):
@@ -115,10 +116,9 @@ def read_query_file(
             label = Term.from_string(text)
         except ProbLogError:
             label = None
-        if label is None or str(label) not in labels:
-            shown = sorted(labels, key=lambda v: (len(v), v))
-            listed = ", ".join(shown[:20]) + (", ..." if len(shown) > 20 else "")
-            raise UserError(f"{where}: label {row[LABEL]!r} is not an answer the program can give (it gives {listed})")
+        wrong = _wrong_label(label, labels)
+        if wrong:
+            raise UserError(f"{where}: label {row[LABEL]!r} {wrong}")
         rows.append(images)
         found.append(label)
     if not rows:
@@ -126,3 +126,14 @@ def read_query_file(
     indices = np.array(rows, dtype=np.int64).reshape(len(rows), -1)
     concepts = np.stack([pos.concepts(indices[:, p]) for p, pos in enumerate(positions)], 1)
     return QuerySet(split, tuple(p.tensor for p in positions), indices, concepts, found)
+
+
+def _wrong_label(label: Term | None, labels: set[str] | Callable[[Term], str | None]) -> str | None:
+    """Why the program cannot give `label` (None: it can)."""
+    if label is not None and callable(labels):
+        return labels(label)
+    if label is not None and str(label) in labels:
+        return None
+    shown = sorted(labels, key=lambda v: (len(v), v)) if not callable(labels) else []
+    listed = ", ".join(shown[:20]) + (", ..." if len(shown) > 20 else "")
+    return "is not an answer the program can give" + (f" (it gives {listed})" if shown else "")

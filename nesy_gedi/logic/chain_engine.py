@@ -30,6 +30,22 @@ from nesy_gedi.logic.program import Program
 from nesy_gedi.logic.query import QueryTemplate
 
 
+def split_label(program: Program, split: Term, label: Term, length: int) -> tuple[list[str], str]:
+    """The steps' outputs and the state after the last step for a label, by the program's split predicate
+    (`engine.chain.split`); a label it does not split in exactly one way into `length` outputs is refused."""
+    goal = Term(split.functor, label, Constant(length), Var("Outputs"), Var("Last"))
+    found = {(args[2], args[3]) for args in program.solve(goal)}
+    if len(found) != 1:
+        raise UserError(
+            f"engine.chain.split: {goal} has {len(found)} answers; it must split every label in exactly one way"
+        )
+    outputs, last = found.pop()
+    items = _list(outputs)
+    if len(items) != length:
+        raise UserError(f"engine.chain.split: {goal} gives {len(items)} outputs for {length} steps")
+    return [str(o) for o in items], str(last)
+
+
 class ChainEngine(CompiledEngine):
     """The compiled engine for a task with `engine.chain`: `template.step` is the step goal from its start
     state, `split` the split predicate, `order` "last" when the first step reads the lists' last elements."""
@@ -111,17 +127,7 @@ class ChainEngine(CompiledEngine):
         """The steps' outputs and the last state for a label, by the program's split predicate."""
         key = str(label)
         if key not in self._splits:
-            goal = Term(self.split.functor, label, Constant(self.length), Var("Outputs"), Var("Last"))
-            found = {(args[2], args[3]) for args in self.program.solve(goal)}
-            if len(found) != 1:
-                raise UserError(
-                    f"engine.chain.split: {goal} has {len(found)} answers; it must split every label in exactly one way"
-                )
-            outputs, last = found.pop()
-            items = _list(outputs)
-            if len(items) != self.length:
-                raise UserError(f"engine.chain.split: {goal} gives {len(items)} outputs for {self.length} steps")
-            self._splits[key] = ([str(o) for o in items], str(last))
+            self._splits[key] = split_label(self.program, self.split, label, self.length)
         return self._splits[key]
 
     def _label_index(self, label: Term, device: torch.device) -> tuple[torch.Tensor, int]:
@@ -187,6 +193,26 @@ class ChainEngine(CompiledEngine):
         last = torch.tensor([last for _, last in indices], device=device)
         padded = torch.cat([alpha, torch.full((batch, 1), self._zero, dtype=alpha.dtype, device=alpha.device)], 1)
         return padded[torch.arange(batch, device=alpha.device), last]
+
+    @torch.no_grad()
+    def impossible(self, labels: Sequence[Term]) -> list[int]:
+        """The positions of labels no world gives (the split worked, but some step cannot output its part, or
+        the chain cannot end in its last state): p(label) = 0 when every concept of every image is possible."""
+        distinct = list(dict.fromkeys(labels))
+        device = next(iter(self.sources.values())).device if self.sources else None
+        uniform = {  # float64: a possible label of 1,000 digits has p = 10^-2000 at worst, log p finite
+            net: torch.full(
+                (len(distinct) * len(read), self.domains[net]),
+                1.0 / self.domains[net],
+                dtype=torch.float64,
+                device=device,
+            )  # fmt: skip
+            for net, read in self.template.readers.items()
+        }
+        values = self.label_values(self.template.leaves(uniform), distinct)
+        never = (values < -1e10) if self.semiring == "log" else (values <= 0)
+        bad = {str(label) for label, no in zip(distinct, never.tolist(), strict=True) if no}
+        return [i for i, label in enumerate(labels) if str(label) in bad]
 
     @torch.no_grad()
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:

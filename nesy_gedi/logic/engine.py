@@ -181,6 +181,12 @@ class Engine(nn.Module, ABC):
         """log p(query) as DeepProbLog's loss takes it: log(p + 1e-12), p clamped at 0 against round-off."""
         return torch.log(self.probabilities(queries).clamp(min=0.0) + LOSS_FLOOR)
 
+    def impossible(self, labels: Sequence[Term]) -> list[int]:
+        """The positions of labels no world of the task's template gives. Labels are read against the
+        program's answers when they are read (`data.query_files`); an engine whose answers are too many to
+        list (the chain) checks them here."""
+        return []
+
     @abstractmethod
     def predict(self, queries: Sequence[Query]) -> list[Term | None]:
         """The most probable value of each query's output argument (None when the program proves none); for
