@@ -79,55 +79,51 @@ def _max_filter(x: torch.Tensor) -> torch.Tensor:
     return torch.maximum(torch.maximum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
 
 
-class StrokeWidth(v2.Transform):
+class PerImage(v2.Transform):
+    """A view with one uniform draw in [0, 1) per image of a batch, from the task's generator (torchvision's
+    random transforms draw once per call, from the global generator); strength 0 leaves images as they are."""
+
+    def __init__(self, strength: float, generator: torch.Generator):
+        super().__init__()
+        self.strength, self.generator = strength, generator
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.strength == 0:
+            return inpt
+        return self.apply(inpt, torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device))
+
+    def apply(self, images: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class StrokeWidth(PerImage):
     """Per image, blend toward a dilated (thicker) or eroded (thinner) copy by a random amount in [-s, s].
 
     Affine views leave the amount of ink unchanged, so without this a clustering can sort digits by
     stroke width instead of by shape.
     """
 
-    def __init__(self, strength: float, generator: torch.Generator):
-        super().__init__()
-        self.strength, self.generator = strength, generator
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.strength == 0:
-            return inpt
-        amount = (torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device) * 2 - 1) * self.strength
+    def apply(self, images: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        amount = (draw * 2 - 1) * self.strength
         # one filter pass: dilate x where the amount is positive, erode (dilate -x, negate) elsewhere
         sign = torch.where(amount > 0, 1.0, -1.0)
-        target = sign * _max_filter(sign * inpt)
-        return inpt + amount.abs() * (target - inpt)
+        target = sign * _max_filter(sign * images)
+        return images + amount.abs() * (target - images)
 
 
-class PerSampleFlip(v2.Transform):
-    """Mirror each image left-right with probability p, drawn per image from the task's generator
-    (v2.RandomHorizontalFlip draws once per call, from the global generator)."""
+class PerSampleFlip(PerImage):
+    """Mirror each image left-right with probability `strength`."""
 
-    def __init__(self, p: float, generator: torch.Generator):
-        super().__init__()
-        self.p, self.generator = p, generator
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.p == 0:
-            return inpt
-        flip = torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device) < self.p
-        return torch.where(flip, inpt.flip(-1), inpt)
+    def apply(self, images: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        return torch.where(draw < self.strength, images.flip(-1), images)
 
 
-class Brightness(v2.Transform):
+class Brightness(PerImage):
     """Scale each image's intensities (in [0, 1], black background kept) by a factor drawn in [1 − s, 1]:
     without it garments cluster by how light the cloth is rather than by shape."""
 
-    def __init__(self, strength: float, generator: torch.Generator):
-        super().__init__()
-        self.strength, self.generator = strength, generator
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if not isinstance(inpt, torch.Tensor) or inpt.ndim != 4 or self.strength == 0:
-            return inpt
-        factor = 1 - self.strength * torch.rand(len(inpt), 1, 1, 1, generator=self.generator, device=inpt.device)
-        return (inpt + 1) * factor - 1  # [-1, 1] -> [0, 2] scaled -> back
+    def apply(self, images: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        return (images + 1) * (1 - self.strength * draw) - 1  # [-1, 1] -> [0, 2] scaled -> back
 
 
 class GaussianJitter(v2.Transform):
