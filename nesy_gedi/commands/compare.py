@@ -349,7 +349,7 @@ def _program_report(grouped: dict[str, list[dict]], results: list[dict]) -> list
 def _pretrain_report(grouped: dict[str, list[dict]]) -> list[str]:
     return [
         "Mean ± standard deviation over the finished seeds, and the worst seed. NMI and cluster accuracy "
-        "(Hungarian matching) on the held-out data; OOD: AUROC of -E(x) with the MNIST test images as "
+        "(Hungarian matching) on the held-out data; OOD: AUROC of -E(x) with the task's own test inputs as "
         "in-distribution; train s: training seconds per run, discarded restarts included.",
         "",
         _clusters_table(grouped),
