@@ -10,6 +10,7 @@ semiring), the same function in exact arithmetic. A circuit whose polynomial wou
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,11 +38,14 @@ def expand(module: nn.Module, constants: list[float | None], max_terms: int = MA
         ix_in, offsets = layer.ix_in.tolist(), layer.offsets.tolist()
         product = index % 2 == 0  # KLay's layers alternate, products first
         out = []
+        total = 0
         for j in range(len(offsets) - 1):
             children = [nodes[i] for i in ix_in[offsets[j] : offsets[j + 1]]]
+            bound = np.prod([len(c) for c in children], dtype=float) if product else sum(len(c) for c in children)
+            if total + bound > max_terms:  # checked before expanding: one node could otherwise grow huge
+                return None
             out.append(_product(children) if product else _sum(children))
-        if sum(len(p) for p in out) > max_terms:
-            return None
+            total += len(out[-1])
         nodes = out
     return nodes
 
