@@ -125,3 +125,17 @@ def test_the_label_budget_grid_writes_its_table_and_plot(tmp_path, capsys):
     assert "## Label budget" in report and "Fewest labels per concept" in report
     assert "dpl with naming labels" in report and "naming_labels" in report  # refused, and why
     assert "dpl + 20 concept labels" in report  # the labelled runs are their own rows, never mixed with dpl's
+
+
+def test_the_fewest_labels_count_the_unlabelled_point_in_every_use():
+    from nesy_gedi.analysis.budget import Point, fewest
+
+    def run(accuracy: float) -> dict:
+        concepts = {"a": {"concept_accuracy": accuracy}, "b": {"concept_accuracy": 0.99}}
+        return {"status": "finished", "task_accuracy": 0.9, "grounding": "shortcut", "id": {"concepts": concepts}}
+
+    points = [Point("m", "concept", 0, [run(0.5)]), Point("m", "concept", 5, [run(0.9), run(0.8)])]
+    points.append(Point("m", "naming", 1, [run(0.88)]))
+    assert fewest(points, 0.86) == {("m", "concept"): None, ("m", "naming"): 1}  # 5 labels: mean Acc(C) of a 0.85
+    assert fewest(points, 0.84) == {("m", "concept"): 5, ("m", "naming"): 1}
+    assert fewest([Point("m", "concept", 0, [run(0.95)]), *points[1:]], 0.85)[("m", "naming")] == 0

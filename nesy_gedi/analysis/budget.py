@@ -60,13 +60,24 @@ def fewest(points: list[Point], target: float) -> dict[tuple[str, str], int | No
     """Per curve (method, use), the fewest labels per concept whose mean Acc(C) reaches `target` for every
     network (None: no budget did)."""
     best: dict[tuple[str, str], int | None] = {}
-    for p in sorted(points, key=lambda p: p.per_concept):
-        key = (p.method, p.use)
-        best.setdefault(key, None)
-        accuracy = p.concept_accuracy()
-        if best[key] is None and accuracy and all(np.mean(a) >= target for a in accuracy.values()):
-            best[key] = p.per_concept
+    for key, line in _curves(points).items():
+        reached = [p.per_concept for p in line if _reaches(p, target)]
+        best[key] = min(reached) if reached else None
     return best
+
+
+def _reaches(point: Point, target: float) -> bool:
+    accuracy = point.concept_accuracy()
+    return bool(accuracy) and all(np.mean(a) >= target for a in accuracy.values())
+
+
+def _curves(points: list[Point]) -> dict[tuple[str, str], list[Point]]:
+    """Per (method, use), its points by budget; the unlabelled point starts every use's curve of its method."""
+    curves: dict[tuple[str, str], list[Point]] = {}
+    for p in points:
+        for use in [p.use] if p.per_concept else sorted({q.use for q in points if q.method == p.method}):
+            curves.setdefault((p.method, use), []).append(p)
+    return {key: sorted(line, key=lambda p: p.per_concept) for key, line in curves.items()}
 
 
 def _cell(values: list[float]) -> str:
@@ -112,15 +123,10 @@ def budget_csv(points: list[Point]) -> str:
 def plot_budget(run: RunDir, points: list[Point]) -> str:
     """`label_budget.png`: grounding rate and each network's mean Acc(C) against labels per concept, one line
     per method and use of the labels (the unlabelled point starts every line of its method)."""
-    curves: dict[tuple[str, str], list[Point]] = {}
-    for p in points:
-        for use in [p.use] if p.per_concept else sorted({q.use for q in points if q.method == p.method}):
-            curves.setdefault((p.method, use), []).append(p)
     networks = sorted({net for p in points for net in p.concept_accuracy()})
     fig = Figure(figsize=(4.2 * (1 + len(networks)), 3.8))
     axes = fig.subplots(1, 1 + len(networks), squeeze=False)[0]
-    for (method, use), line in sorted(curves.items()):
-        line = sorted(line, key=lambda p: p.per_concept)
+    for (method, use), line in sorted(_curves(points).items()):
         ks = [p.per_concept for p in line]
         name = f"{method} + {use} labels"
         axes[0].plot(ks, [p.grounding_rate() for p in line], marker="o", label=name)
