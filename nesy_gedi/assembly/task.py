@@ -304,8 +304,8 @@ def _from_files(config: TaskConfig, template: QueryTemplate, images: TaskImages)
 
 def _check_file_labels(config: TaskConfig, engine: Engine, sets: dict[str, QuerySet]) -> None:
     """Labels from query files that no world gives, refused before training, naming the file and query."""
-    files = {"train": config.data.query_files.train, "id": config.data.query_files.test}
-    files["ood"] = config.data.query_files.ood
+    paths = config.data.query_files
+    files = {"train": paths.train, "id": paths.test, "ood": paths.ood}
     for split, queries in sets.items():
         never = engine.impossible(queries.labels)
         if never:

@@ -206,7 +206,7 @@ class ChainEngine(CompiledEngine):
                 1.0 / self.domains[net],
                 dtype=torch.float64,
                 device=device,
-            )  # fmt: skip
+            )
             for net, read in self.template.readers.items()
         }
         values = self.label_values(self.template.leaves(uniform), distinct)
