@@ -64,3 +64,21 @@ def test_a_shortcut_count_past_its_time_stops_with_how_far_it_got(tmp_path, task
     assert code == 2 and err.count("error:") == 1, err
     assert "stopped after" in err and "of 400 training combinations conjoined" in err and "at least" in err
     assert time.monotonic() - started < 60
+
+
+def test_a_compilation_past_its_time_stops_between_two_applies(tmp_path, task_file, capsys):
+    # a program of its own (no cached circuit), whose SDD takes more than one apply
+    program = ADDITION + "addition(X,Y,Z) :- digit(X,N1), digit(Y,N2), Z is N1+N2, Z >= 0.\n"
+    code, _, folder = _run(task_file(program=program), tmp_path, "limits.compile_seconds=1e-9")
+    err = capsys.readouterr().err
+    assert code == 2 and not folder, err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert "compilation to an SDD stopped after" in err and "limits.compile_seconds" in err and "applies" in err
+
+
+def test_the_compilation_bound_leaves_problog_as_it_found_it(tmp_path, task_file):
+    from problog.sdd_formula import SDDManager
+
+    plain = (SDDManager.conjoin2, SDDManager.disjoin2)
+    assert main(["run", str(task_file()), "--out", str(tmp_path / "run"), "--set", "train.iterations=2"]) == 0
+    assert (SDDManager.conjoin2, SDDManager.disjoin2) == plain

@@ -124,6 +124,11 @@ class LimitsSpec(_Strict):
         description="seconds one grounding of the program may take (a query's label, the images a query's networks "
         "read, a circuit's ground program); a program that recurses without end stops here",
     )
+    compile_seconds: PositiveFloat = Field(
+        120.0,
+        description="seconds one compilation of a ground program to an SDD may take (checked between two of its "
+        "applies); a query too large to compile exactly stops here",
+    )
     shortcut_pairs: PositiveInt = Field(
         5_000_000,
         description="`nesy-gedi shortcuts`: (training combination, predicted concepts) pairs it may check; a larger "

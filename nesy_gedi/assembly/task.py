@@ -233,7 +233,7 @@ def domain_sizes(program: Program, config: TaskConfig) -> dict[str, int]:
 
 def task_logic(config: TaskConfig) -> tuple[Program, QueryTemplate, dict[str, int]]:
     """The task's program (checked against its networks), query template and each network's domain size."""
-    limits = Limits(config.limits.grounding_seconds)
+    limits = Limits(config.limits.grounding_seconds, config.limits.compile_seconds)
     program = Program(config.program, config.seed, limits)
     program.check_networks(config.networks, where="the task")
     template = QueryTemplate(program, **config.query.model_dump(), step=_chain_step(config, program))

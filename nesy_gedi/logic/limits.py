@@ -1,20 +1,24 @@
-"""Bounds on grounding, so that a program that recurses without end (`count(N) :- M is N+1, count(M).`)
-stops with a message instead of running for ever.
+"""Bounds on grounding and compilation, so that a program that recurses without end
+(`count(N) :- M is N+1, count(M).`) or whose ground program is too large to compile stops with a message
+instead of running for ever.
 
 ProbLog's stack engine hands its debugger every message it processes. The watch installed as that
 debugger ends a grounding that runs past `grounding_seconds` (checked every 1,024 messages). Every grounding
 of a run goes through it (a query's label, which images a query's networks read, a circuit's ground
-program, DeepProbLog's own solve). SDD compilation itself runs in C and
-cannot be interrupted: a ground program that its time limit lets through is compiled to the end.
+program, DeepProbLog's own solve). The SDD that follows is built by ProbLog one apply (conjoin or disjoin
+of two SDDs, in C) at a time; inside the same bound each apply first checks `compile_seconds`, counted from
+the first one, so compilation stops between two applies (one apply itself is not interrupted).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+from problog.sdd_formula import SDDManager
 
 from nesy_gedi.errors import UserError
 
@@ -24,10 +28,55 @@ class Limits:
     """The task's `limits:` section, as grounding reads it."""
 
     grounding_seconds: float = 30.0
+    compile_seconds: float = 120.0
 
 
 class _Stopped(Exception):
     """Raised inside ProbLog's engine loop; turned into a UserError where the grounding was asked for."""
+
+
+class _CompileStopped(Exception):
+    """Raised between two SDD applies; turned into a UserError where the compilation was asked for."""
+
+
+class _Applies:
+    """ProbLog's SDD applies, each checked against the innermost bound's compilation deadline while a bound
+    is open (the manager's methods are restored when the outermost bound closes)."""
+
+    def __init__(self) -> None:
+        self.depth, self.count, self.deadline, self.limits = 0, 0, math.inf, Limits()
+        self.saved: dict[str, object] = {}
+
+    def check(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.deadline == math.inf:
+            self.deadline = now + self.limits.compile_seconds
+        elif now > self.deadline:
+            raise _CompileStopped(f"{self.limits.compile_seconds:g} s (limits.compile_seconds), {self.count:,} applies")
+
+    def open(self) -> None:
+        if self.depth == 0:
+            for name in ("conjoin2", "disjoin2"):
+                self.saved[name] = plain = getattr(SDDManager, name)
+                setattr(SDDManager, name, self._checked(plain))
+        self.depth += 1
+
+    def close(self) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            for name, plain in self.saved.items():
+                setattr(SDDManager, name, plain)
+
+    def _checked(self, plain: Callable) -> Callable:
+        def apply(manager: SDDManager, a: object, b: object) -> object:
+            self.check()
+            return plain(manager, a, b)
+
+        return apply
+
+
+_APPLIES = _Applies()
 
 
 class _Watch:
@@ -59,8 +108,17 @@ def bounded(engine: object, limits: Limits, where: str) -> Iterator[None]:
         watch = engine.debugger = _Watch(limits)
     outer, watch.limits = watch.deadline, limits
     watch.deadline = min(outer, time.monotonic() + limits.grounding_seconds)
+    applies = (_APPLIES.limits, _APPLIES.deadline, _APPLIES.count)
+    _APPLIES.limits, _APPLIES.deadline, _APPLIES.count = limits, math.inf, 0
+    _APPLIES.open()
     try:
         yield
+    except _CompileStopped as stopped:
+        raise UserError(
+            f"{where}: compilation to an SDD stopped after {stopped}: the ground program is too large to compile "
+            "exactly in that time; ask a smaller query (fewer inputs, smaller domains), or raise the limit under "
+            "`limits:` in the task if it only needs more"
+        ) from None
     except _Stopped as stopped:
         engine.pointer, engine.cycle_root = 0, None  # the engine's stack holds the abandoned calls: drop them
         engine.shrink_stack()
@@ -71,3 +129,5 @@ def bounded(engine: object, limits: Limits, where: str) -> Iterator[None]:
         ) from None
     finally:
         watch.deadline = outer
+        _APPLIES.close()
+        _APPLIES.limits, _APPLIES.deadline, _APPLIES.count = applies
