@@ -33,6 +33,7 @@ from nesy_gedi.commands.pretrain import pretrain
 from nesy_gedi.commands.run import run_task
 from nesy_gedi.data.mnist import cache_folder
 from nesy_gedi.errors import UserError
+from nesy_gedi.files import check_can_create
 from nesy_gedi.progress import shown
 from nesy_gedi.training.checkpoint import load_exported
 from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
@@ -53,6 +54,7 @@ def _check_new_folder(folder: Path, command: str) -> None:
     """A new run goes into a folder of its own: not over a file, nor into another run."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder}: a file of that name exists; name a folder")
+    check_can_create(folder)
     if (folder / METRICS).is_file():
         raise UserError(f"--out {folder}: already holds a finished run ({METRICS}); name another folder")
     if (folder / CHECKPOINT).is_file():

@@ -193,6 +193,12 @@ FLAGS = [
     (["run", "TASK", "--set", "=1"], "--set =1"),
     (["run", "--resume", "FOLDER/nothing"], "nothing"),
     (["run", "TASK", "--out", "FILE"], "FILE"),
+    (["run", "TASK", "--out", "FILE/run"], "FILE"),
+    (["run", "TASK", "--out", "/proc/nesy-gedi-run"], "/proc/nesy-gedi-run"),  # a file system that refuses
+    (["pretrain", "TASK", "--out", "/proc/nesy-gedi-run"], "/proc/nesy-gedi-run"),
+    (["compare", "TASK", "--methods", "dpl", "--out", "/proc/nesy-gedi-run"], "/proc/nesy-gedi-run"),
+    (["compare", "TASK", "--methods", "dpl", "--out", "FILE/grid"], "FILE"),
+    (["compare", "TASK", "--methods", "dpl", "--labels", "1", "--label-use", "naming"], "--labels 1: nothing to run"),
     (["run", "TASK", "--bogus"], "--bogus"),
     (["pretrain", "TASK", "--set", "train.lr=[1,"], "train.lr"),
     (["compare", "TASK", "--methods", "nothing"], "nothing"),

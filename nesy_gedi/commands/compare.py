@@ -35,6 +35,7 @@ from nesy_gedi.assembly.config import PretrainConfig, TaskConfig, dump_config, l
 from nesy_gedi.assembly.task import load_task
 from nesy_gedi.commands.backends import PARENT, Backend, make_backend
 from nesy_gedi.errors import UserError
+from nesy_gedi.files import check_can_create
 from nesy_gedi.methods import METHODS
 from nesy_gedi.progress import bar as progress_bar
 from nesy_gedi.ssl.objectives import OBJECTIVES
@@ -410,6 +411,7 @@ def compare(
             raise UserError(f"--set {item}: '{prefix}' is not one of the compared methods ({', '.join(methods)})")
     if not methods:
         raise UserError("--methods: give at least one method, e.g. --methods dpl,gedi")
+    check_can_create(Path(out))
     plain = dict(item.split("=", 1) for item in sets_for("", sets))  # the CLI has checked their form
     known = METHODS if isinstance(load_task(task, plain), TaskConfig) else OBJECTIVES
     unknown = [m for m in methods if m not in known]
@@ -425,6 +427,8 @@ def compare(
         if kind != "run":
             raise UserError("--labels: a label budget needs a program task (a pretraining task has no concepts)")
         jobs, skipped = _budget_jobs(task, methods, seeds, Path(out), sets, labels, label_uses or ["concept"])
+        if not jobs:
+            raise UserError(f"--labels {','.join(map(str, labels))}: nothing to run; {'; '.join(skipped)}")
     else:
         jobs = [Job(m, s, Path(out) / f"{m}-seed{s}") for m in methods for s in range(seeds)]
     for job in jobs:  # a run folder already there is reused (or resumed) only for the settings asked now

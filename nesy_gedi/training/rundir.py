@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from nesy_gedi.errors import UserError
 from nesy_gedi.files import write_atomic
 
 CONFIG = "config.yaml"
@@ -37,7 +38,12 @@ PACKAGES = (
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # read-only, no such device, a file in the way, no permission
+            raise UserError(
+                f"{self.path}: cannot create this folder ({exc.strerror}); choose a folder you can write to"
+            ) from None
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
