@@ -250,6 +250,11 @@ def build_network(arch: str, n_outputs: int, shape: tuple[int, ...] | None = Non
             raise UserError(
                 f"{key}: {arch} returned {got} for 2 inputs; it must return logits of shape (2, {n_outputs})"
             )
+        if not out.is_floating_point():
+            raise UserError(
+                f"{key}: {arch} returned logits of type {out.dtype}; they must be floating point (do not round "
+                "or cast them to integers in forward)"
+            )
     return network
 
 

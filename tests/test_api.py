@@ -151,6 +151,11 @@ def _bad_sources(folder: Path) -> None:
     np.savez(folder / "three.npz", train_images=images, test_images=images, **three)
     empty = {"train_labels": np.arange(6) % 10, "test_labels": np.zeros(0, dtype=np.int64)}
     np.savez(folder / "empty_test.npz", train_images=images, test_images=images[:0], **empty)
+    high = np.arange(90, 96)  # 96 classes, none of them 0-9, the classes the domain reads
+    np.savez(folder / "high.npz", train_images=images, test_images=images, train_labels=high, test_labels=high)
+    ten, no_three = np.arange(10), np.array([0, 1, 2, 4, 5, 6, 7, 8, 9, 9])
+    pair = rng.integers(0, 255, (10, 28, 28), dtype=np.uint8)
+    np.savez(folder / "no_three.npz", train_images=pair, test_images=pair, train_labels=no_three, test_labels=ten)
     for part, classes in (("train", "012345678"), ("test", "013456789")):
         for name in classes:
             (folder / "folder" / part / name).mkdir(parents=True, exist_ok=True)
@@ -165,6 +170,7 @@ def _bad_sources(folder: Path) -> None:
     [
         ({"networks": {"mnist_net": {"arch": "tests.user_networks:nothing"}}}, r"cannot import tests.user_networks"),
         ({"networks": {"mnist_net": {"arch": "tests.user_networks:wrong_shape"}}}, r"must return logits of shape"),
+        ({"networks": {"mnist_net": {"arch": "tests.user_networks:integer_logits"}}}, r"torch.int64; they must be"),
         ({"networks": {"mnist_net": {"arch": "small_cnn"}}}, r"small_cnn cannot read inputs of shape \(1, 28, 28\)"),
         (
             {"networks": {"mnist_net": {"arch": "tests.user_networks:asserting"}}},
@@ -194,6 +200,14 @@ def _bad_sources(folder: Path) -> None:
         (
             {"data": {"sources": {"mine": {"kind": "npz", "path": "three.npz"}}}},
             r"networks.mnist_net: its domain has 10 values but source 'mine' has 3 classes \(0, 1, 2\)",
+        ),
+        (
+            {"data": {"sources": {"mine": {"kind": "npz", "path": "high.npz"}}}},
+            r"networks.mnist_net: source 'mine' has no training image for domain value\(s\) 0 \(class '0'\), 1 ",
+        ),
+        (
+            {"data": {"sources": {"mine": {"kind": "npz", "path": "no_three.npz"}}}},
+            r"source 'mine' has no training image for domain value\(s\) 3 \(class '3'\); give the source",
         ),
         (
             {"data": {"sources": {"mine": {"kind": "npz", "path": "empty_test.npz"}}}},

@@ -34,6 +34,20 @@ def wrong_shape(n_outputs: int) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(784, n_outputs + 1))
 
 
+def integer_logits(n_outputs: int) -> nn.Module:
+    """Rounds its logits to integers: the right shape, but nothing a softmax or a gradient can use."""
+
+    class Rounding(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, n_outputs))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x).long()
+
+    return Rounding()
+
+
 def asserting(n_outputs: int) -> nn.Module:
     """A forward that fails a bare `assert` (no message) on the images it is given."""
 

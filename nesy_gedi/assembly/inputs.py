@@ -65,7 +65,7 @@ def _concepts(config: TaskConfig, network: str, data: ImageData, values: list[st
             )
         _check_names(network, values, data.classes, source)
         concept[:size] = np.arange(size)
-        return concept
+        return _every_value_seen(concept, data, network, values, source)
     if len(named) != size:
         raise UserError(f"networks.{network}.classes: {len(named)} names for a domain of {size} values")
     for value, name in enumerate(named):
@@ -74,6 +74,20 @@ def _concepts(config: TaskConfig, network: str, data: ImageData, values: list[st
                 f"networks.{network}.classes: '{name}' is not a class of source '{source}' ({', '.join(data.classes)})"
             )
         concept[data.classes.index(name)] = value
+    return _every_value_seen(concept, data, network, values, source)
+
+
+def _every_value_seen(concept: np.ndarray, data: ImageData, network: str, values: list[str], source: str) -> np.ndarray:
+    """Every domain value has a training image of its class: a value without one could never be learned or
+    asked (labels outside the classes the domain reads, a class folder left empty)."""
+    seen = set(concept[np.unique(data.train.labels)].tolist())
+    unseen = [f"{values[v]} (class '{data.classes[c]}')" for c, v in enumerate(concept) if v >= 0 and v not in seen]
+    if unseen:
+        raise UserError(
+            f"networks.{network}: source '{source}' has no training image for domain value(s) "
+            f"{', '.join(unseen[:10])}{' ...' if len(unseen) > 10 else ''}; give the source training images of every "
+            f"class the network's domain reads, or map the values with networks.{network}.classes"
+        )
     return concept
 
 
