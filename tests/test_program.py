@@ -41,6 +41,23 @@ def test_syntax_error_names_line(tmp_path):
         Program(path)
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("nn(net,[X],Y,[0,1]) :: d(X).\n", r"p.pl:1: the head d\(X\) must hold both the input X and the output Y"),
+        (  # two choices for one fact would be a noisy-or of two network calls, not the network's distribution
+            "nn(net,[X],Y,[0,1]) :: d(X,Y).\n% again\nnn(net,[X],Y,[0,1]) :: d(X,Y).\n",
+            r"p.pl:3: d/2 is already a neural predicate \(line 1\); declare each neural predicate once",
+        ),
+    ],
+)
+def test_a_malformed_neural_predicate_names_its_line(tmp_path, text, expected):
+    path = tmp_path / "p.pl"
+    path.write_text(text)
+    with pytest.raises(UserError, match=expected):
+        Program(path)
+
+
 def test_undefined_network_names_line(tmp_path):
     path = tmp_path / "p.pl"
     path.write_text("% comment\nnn(other_net,[X],Y,[0,1]) :: d(X,Y).\n")

@@ -112,6 +112,14 @@ class Program:
         self.neural_predicates = [p for c in self.clauses if (p := self._neural(c)) is not None]
         if not self.neural_predicates:
             raise UserError(f"{self.path}: no neural predicate; declare one as nn(Net,[X],Y,[v1,...,vn]) :: pred(X,Y).")
+        lines: dict[tuple[str, int], int] = {}
+        for pred in self.neural_predicates:  # two choices for one fact: a noisy-or of two network calls
+            first = lines.setdefault((pred.head.functor, pred.head.arity), pred.line)
+            if first != pred.line:
+                raise UserError(
+                    f"{self.path}:{pred.line}: {pred.head.functor}/{pred.head.arity} is already a neural predicate "
+                    f"(line {first}); declare each neural predicate once"
+                )
         self.predicates = {(h.functor, h.arity) for c in self.clauses for h in _heads(c)}
         """(name, arity) of every predicate the program defines, neural ones included"""
         self.probabilistic = any(
@@ -184,6 +192,11 @@ class Program:
         inputs = term2list(inputs, False)
         if len(inputs) != 1 or not isinstance(inputs[0], Var) or not isinstance(output, Var):
             raise UserError(f"{self.path}:{line}: a neural predicate takes one input variable and one output variable")
+        if {inputs[0], output} - set(head.with_probability(None).variables()):
+            raise UserError(
+                f"{self.path}:{line}: the head {head.with_probability(None)} must hold both the input {inputs[0]} and "
+                f"the output {output} of its nn/4, e.g. {head.functor}({inputs[0]},{output})"
+            )
         return NeuralPredicate(str(net), head, inputs[0], output, tuple(term2list(domain, False)), line)
 
     def check_networks(self, defined: Iterable[str], where: str) -> None:
