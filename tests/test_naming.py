@@ -224,3 +224,29 @@ def test_a_rival_is_called_a_bijective_shortcut_only_when_it_is_one():
     combos = [tuple(c) for c in evenodd.data.combinations]
     assert _is_bijective_shortcut(template, "mnist_net", named, shifted, combos)
     assert not _is_bijective_shortcut(template, "mnist_net", named, swapped, combos)
+
+
+def test_two_pretrained_networks_are_named_together():
+    """A two-network task whose networks both start from pretraining (digits beside garments): the naming
+    searches both networks' permutations at once (the single-network exhaustive search does not apply)."""
+    program = Program(ROOT / "programs" / "mnist_fashion_afford.pl")
+    template = QueryTemplate(program, "afford(A, B)", None, {"A": "image", "B": "image"})
+    rng = np.random.default_rng(0)
+    combos = [(int(d), int(g)) for d, g in rng.integers(0, 10, (400, 2))]
+    images = torch.zeros(2 * len(combos), 1, 28, 28)
+    images[:, 0, 0, 0] = torch.tensor([v for c in combos for v in c]).float()
+    indices = np.arange(2 * len(combos)).reshape(len(combos), 2)
+    train = QuerySet("train", ("t", "t"), indices, np.array(combos), [template.label(list(c)) for c in combos])
+    digit, item = Scrambled([3, 1, 4, 0, 5, 9, 2, 6, 8, 7]), Scrambled([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    naming = name_clusters(
+        {"digit_net": digit, "item_net": item},
+        {"digit_net": digit.head, "item_net": item.head},
+        {"digit_net": 10, "item_net": 10},
+        template,
+        train,
+        None,
+        {"t": images},
+        seed=0,
+    )
+    assert naming.explained == 1.0
+    assert set(naming.permutations) == {"digit_net", "item_net"}

@@ -265,7 +265,7 @@ def name_clusters(
     rng = np.random.default_rng(seed)
     movable = sorted(heads)
     width = int(RIVAL_MARGIN * len(train_set))
-    lone = movable == names
+    lone = movable == names and len(names) == 1  # one network named, no other read as it is
     every = _exhaustive(counts, template, names[0], sizes[names[0]], readers[names[0]], width) if lone else None
     search = "exhaustive" if every is not None else "hill climbing"
     found = {(perm,): right for perm, right in every.items()} if every is not None else None
