@@ -111,3 +111,19 @@ def test_the_check_loads_the_pretraining_with_its_set(task_file, tmp_path, capsy
     err = capsys.readouterr().err
     assert "networks.mnist_net.pretrain" in err and "train.iteratons" in err and "no such key" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pretraining_is_keyed_by_every_source_file_of_the_package(tmp_path, monkeypatch):
+    """An edit anywhere in the package (an objective, a network, the data) makes a new pretraining key, not
+    only an edit of the commands."""
+    import shutil
+
+    from nesy_gedi.commands import pipeline
+
+    assert pipeline.PACKAGE.name == "nesy_gedi"
+    copy = tmp_path / "nesy_gedi"
+    shutil.copytree(pipeline.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(pipeline, "PACKAGE", copy)
+    before = pipeline.code_version()
+    (copy / "ssl" / "sgld.py").write_text((copy / "ssl" / "sgld.py").read_text() + "\n# an edit\n")
+    assert pipeline.code_version() != before

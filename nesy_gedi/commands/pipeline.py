@@ -25,7 +25,8 @@ from nesy_gedi.commands.runner import start_seeds
 from nesy_gedi.errors import UserError
 from nesy_gedi.training.rundir import CHECKPOINT, CONFIG, METRICS, RunDir
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
+"""the nesy_gedi package: every source file of it, not only the commands, names a pretraining's code"""
 
 
 def code_version() -> str:
