@@ -226,7 +226,18 @@ def _show_progress_messages() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command line. Called with `argv` (from Python, as the tests do) it leaves SIGINT as it found it;
+    as the process's own command line (no `argv`) an interrupted run keeps Ctrl-C ignored until exit."""
+    if argv is None:
+        return _main(sys.argv[1:])
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        return _main(argv)
+    finally:  # else every process the caller starts later inherits SIGINT ignored
+        signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str]) -> int:
     _show_progress_messages()
     args = _parser().parse_args(argv)
     command = "nesy-gedi " + shlex.join(argv)

@@ -180,3 +180,20 @@ def test_ctrl_c_pressed_twice_prints_no_traceback(tmp_path):
     assert process.wait(timeout=120) == 130
     assert "Traceback" not in seen + rest and "--resume" in rest
     torch.load(out / "checkpoint.pt")
+
+
+def test_an_interrupted_run_from_python_leaves_ctrl_c_as_it_was(tmp_path, monkeypatch):
+    """main([...]) of an interrupted run returns 130 and restores SIGINT: left ignored, every process the
+    caller starts later (the Ctrl-C test's own run) would inherit Ctrl-C ignored."""
+    from nesy_gedi.cli import main
+    from nesy_gedi.training.loop import Trainer
+
+    before = signal.getsignal(signal.SIGINT)
+
+    def interrupting(self, rows):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupting)
+    args = ["run", str(ROOT / "tasks" / "mnist_add.yaml"), "--set", "data.train_size=64", "--set", "data.test_size=8"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 130
+    assert signal.getsignal(signal.SIGINT) is before
