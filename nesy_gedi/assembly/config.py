@@ -125,7 +125,7 @@ class LimitsSpec(_Strict):
         "read, a circuit's ground program); a program that recurses without end stops here",
     )
     compile_seconds: PositiveFloat = Field(
-        120.0,
+        20.0,
         description="seconds one compilation of a ground program to an SDD may take (checked between two of its "
         "applies); a query too large to compile exactly stops here",
     )

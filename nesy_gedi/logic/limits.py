@@ -28,7 +28,7 @@ class Limits:
     """The task's `limits:` section, as grounding reads it."""
 
     grounding_seconds: float = 30.0
-    compile_seconds: float = 120.0
+    compile_seconds: float = 20.0
 
 
 class _Stopped(Exception):
