@@ -7,7 +7,8 @@ debugger ends a grounding that runs past `grounding_seconds` (checked every 1,02
 of a run goes through it (a query's label, which images a query's networks read, a circuit's ground
 program, DeepProbLog's own solve). The SDD that follows is built by ProbLog one apply (conjoin or disjoin
 of two SDDs, in C) at a time; inside the same bound each apply first checks `compile_seconds`, counted from
-the first one, so compilation stops between two applies (one apply itself is not interrupted).
+the first apply of its SDD manager (one per ground program), so compilation stops between two applies (one
+apply itself is not interrupted).
 """
 
 from __future__ import annotations
@@ -45,14 +46,18 @@ class _Applies:
 
     def __init__(self) -> None:
         self.depth, self.count, self.deadline, self.limits = 0, 0, math.inf, Limits()
+        self.manager: SDDManager | None = None
         self.saved: dict[str, object] = {}
 
-    def check(self) -> None:
-        self.count += 1
+    def check(self, manager: SDDManager) -> None:
+        """One compilation is one SDD manager's applies (ProbLog makes a manager per ground program): its
+        deadline starts at the manager's first apply, so a batch of queries solved in one bound (DeepProbLog's
+        engine) gets the limit per query, not for the batch."""
         now = time.monotonic()
-        if self.deadline == math.inf:
-            self.deadline = now + self.limits.compile_seconds
-        elif now > self.deadline:
+        if manager is not self.manager:
+            self.manager, self.deadline, self.count = manager, now + self.limits.compile_seconds, 0
+        self.count += 1
+        if now > self.deadline:
             raise _CompileStopped(f"{self.limits.compile_seconds:g} s (limits.compile_seconds), {self.count:,} applies")
 
     def open(self) -> None:
@@ -70,7 +75,7 @@ class _Applies:
 
     def _checked(self, plain: Callable) -> Callable:
         def apply(manager: SDDManager, a: object, b: object) -> object:
-            self.check()
+            self.check(manager)
             return plain(manager, a, b)
 
         return apply
@@ -108,8 +113,8 @@ def bounded(engine: object, limits: Limits, where: str) -> Iterator[None]:
         watch = engine.debugger = _Watch(limits)
     outer, watch.limits = watch.deadline, limits
     watch.deadline = min(outer, time.monotonic() + limits.grounding_seconds)
-    applies = (_APPLIES.limits, _APPLIES.deadline, _APPLIES.count)
-    _APPLIES.limits, _APPLIES.deadline, _APPLIES.count = limits, math.inf, 0
+    applies = (_APPLIES.limits, _APPLIES.deadline, _APPLIES.count, _APPLIES.manager)
+    _APPLIES.limits, _APPLIES.manager = limits, None
     _APPLIES.open()
     try:
         yield
@@ -130,4 +135,4 @@ def bounded(engine: object, limits: Limits, where: str) -> Iterator[None]:
     finally:
         watch.deadline = outer
         _APPLIES.close()
-        _APPLIES.limits, _APPLIES.deadline, _APPLIES.count = applies
+        _APPLIES.limits, _APPLIES.deadline, _APPLIES.count, _APPLIES.manager = applies
