@@ -66,6 +66,15 @@ def test_a_shortcut_count_past_its_time_stops_with_how_far_it_got(tmp_path, task
     assert time.monotonic() - started < 60
 
 
+def test_a_shortcut_count_late_before_its_first_combination_still_says_why():
+    from nesy_gedi.analysis.shortcut_count import _stop_if_late
+    from nesy_gedi.errors import UserError
+
+    # a busy machine can use the whole limit on the setup: no pace to extrapolate, no division by zero
+    with pytest.raises(UserError, match="0 of 400 training combinations conjoined .* the setup alone used the time"):
+        _stop_if_late(time.monotonic() - 3, 0, 400, "size", 2)
+
+
 def test_a_compilation_past_its_time_stops_between_two_applies(tmp_path, task_file, capsys):
     # a program of its own (no cached circuit), whose SDD takes more than one apply
     program = ADDITION + "addition(X,Y,Z) :- digit(X,N1), digit(Y,N2), Z is N1+N2, Z >= 0.\n"
@@ -74,6 +83,21 @@ def test_a_compilation_past_its_time_stops_between_two_applies(tmp_path, task_fi
     assert code == 2 and not folder, err
     assert err.count("error:") == 1 and "Traceback" not in err
     assert "compilation to an SDD stopped after" in err and "limits.compile_seconds" in err and "applies" in err
+
+
+def test_the_compilation_limit_counts_cpu_seconds_not_a_busy_machines_wall_clock():
+    from nesy_gedi.logic.limits import Limits, _Applies, _CompileStopped
+
+    applies, manager = _Applies(), object()
+    applies.limits = Limits(compile_seconds=0.2)
+    applies.check(manager)  # the first apply starts the clock
+    time.sleep(0.4)  # the thread waits, as it does while other processes hold the cores
+    applies.check(manager)
+    spin = time.thread_time() + 0.3
+    while time.thread_time() < spin:  # the thread computes: this is what the limit counts
+        pass
+    with pytest.raises(_CompileStopped, match="0.2 s"):
+        applies.check(manager)
 
 
 def test_the_compilation_bound_leaves_problog_as_it_found_it(tmp_path, task_file):

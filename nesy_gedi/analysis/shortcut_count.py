@@ -92,11 +92,16 @@ def _stop_if_late(started: float, done: int, total: int, size: str, limit: float
     stop and say how far it got and what the rest would take at the pace so far (a lower bound)."""
     spent = time.monotonic() - started
     if spent > limit and done < total:
-        rest = spent / done * (total - done)
+        # before the first combination (a slow or busy machine) there is no pace to extrapolate from
+        pace = (
+            f"the rest would take at least {spent / done * (total - done):,.0f} s more at this pace"
+            if done
+            else "the setup alone used the time"
+        )
         raise UserError(
             f"shortcuts: stopped after {spent:.0f} s (limits.shortcut_seconds = {limit:g}) with {done:,} of "
-            f"{total:,} training combinations conjoined ({size}); the rest would take at least {rest:,.0f} s more "
-            "at this pace; raise limits.shortcut_seconds or restrict data.combinations"
+            f"{total:,} training combinations conjoined ({size}); {pace}; raise limits.shortcut_seconds or "
+            "restrict data.combinations"
         )
 
 

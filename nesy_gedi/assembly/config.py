@@ -121,12 +121,12 @@ class EngineSpec(_Strict):
 class LimitsSpec(_Strict):
     grounding_seconds: PositiveFloat = Field(
         30.0,
-        description="seconds one grounding of the program may take (a query's label, the images a query's networks "
+        description="CPU seconds one grounding of the program may take (a query's label, the images a query's networks "
         "read, a circuit's ground program); a program that recurses without end stops here",
     )
     compile_seconds: PositiveFloat = Field(
-        20.0,
-        description="seconds one compilation of a ground program to an SDD may take (checked between two of its "
+        30.0,
+        description="CPU seconds one compilation of a ground program to an SDD may take (checked between two of its "
         "applies); a query too large to compile exactly stops here",
     )
     shortcut_pairs: PositiveInt = Field(
