@@ -70,9 +70,15 @@ def test_entropy_of_uniform_predictions_is_one():
     [(0.99, 0.95, "grounded"), (0.99, 0.01, "shortcut"), (0.5, 0.2, "failed"), (0.5, 0.95, "grounded")],
 )
 def test_runs_are_classified_by_the_thresholds(acc_y, acc_c, expected):
-    assert classify(acc_y, acc_c, 0.9, 0.9) == expected
+    assert classify(acc_y, {"net": acc_c}, 0.9, 0.9) == expected
 
 
 def test_a_run_whose_naming_used_labels_is_never_counted_as_unsupervised():
-    assert classify(0.99, 0.95, 0.9, 0.9, labelled=True) == "grounded with labels"
-    assert classify(0.99, 0.01, 0.9, 0.9, labelled=True) == "shortcut"
+    assert classify(0.99, {"net": 0.95}, 0.9, 0.9, labelled=True) == "grounded with labels"
+    assert classify(0.99, {"net": 0.01}, 0.9, 0.9, labelled=True) == "shortcut"
+
+
+def test_a_task_is_grounded_only_when_every_network_is():
+    # digits read right beside garments read wrong: the mean (0.90) reaches the threshold, the garments do not
+    assert classify(0.99, {"digit_net": 0.97, "item_net": 0.83}, 0.9, 0.9) == "shortcut"
+    assert classify(0.99, {"digit_net": 0.97, "item_net": 0.93}, 0.9, 0.9) == "grounded"

@@ -113,11 +113,17 @@ def expected_calibration_error(probabilities: np.ndarray, true: np.ndarray, bins
 
 
 def classify(
-    task_accuracy: float, concept_accuracy: float, grounded_at: float, task_at: float, labelled: bool = False
+    task_accuracy: float,
+    concept_accuracy: dict[str, float],
+    grounded_at: float,
+    task_at: float,
+    labelled: bool = False,
 ) -> str:
-    """grounded (Acc(C) ≥ grounded_at; `grounded with labels` when labelled images chose the naming, so it
-    never counts as unsupervised), else shortcut (Acc(Y) ≥ task_at), else failed."""
-    if concept_accuracy >= grounded_at:
+    """grounded (the Acc(C) of every network, `concept_accuracy` by network, ≥ grounded_at, so a task is not
+    called grounded while one of its networks reads a wrong meaning; `grounded with labels` when labelled
+    images chose the naming or trained the network, so it never counts as unsupervised), else shortcut
+    (Acc(Y) ≥ task_at), else failed."""
+    if min(concept_accuracy.values()) >= grounded_at:
         return "grounded with labels" if labelled else "grounded"
     return "shortcut" if task_accuracy >= task_at else "failed"
 

@@ -277,7 +277,9 @@ class PretrainTrainSpec(TrainSpec):
 
 class EvalSpec(_Strict):
     batch_size: PositiveInt = Field(64, description="test queries solved per engine call")
-    grounded_at: float = Field(0.9, ge=0, le=1, description="a run is *grounded* when its Acc(C) reaches this")
+    grounded_at: float = Field(
+        0.9, ge=0, le=1, description="a run is *grounded* when the Acc(C) of every network reaches this"
+    )
     task_at: float = Field(
         0.9,
         ge=0,

@@ -146,7 +146,7 @@ def evaluate(config: TaskConfig, task: Assembled, run: RunDir) -> tuple[dict, li
         nmi=ident["nmi"],
         grounding=classify(
             ident["acc_y"],
-            ident["concept_accuracy"],
+            {net: m["concept_accuracy"] for net, m in ident["concepts"].items()},
             config.eval.grounded_at,
             config.eval.task_at,
             labelled=bool(task.naming and task.naming.labels) or bool(task.learner.concept_labels),
