@@ -59,7 +59,9 @@ def test_a_shortcut_count_past_its_time_stops_with_how_far_it_got(tmp_path, task
         f"nn(mnist_net,[X],Y,[{values}]) :: digit(X,Y).\naddition(X,Y,Z) :- digit(X,N1), digit(Y,N2), Z is N1+N2.\n"
     )
     started = time.monotonic()
-    code = main(["shortcuts", str(task_file(program=program)), "--set", "limits.shortcut_seconds=2"])
+    code = main(
+        ["shortcuts", str(task_file(program=program)), "--set", "limits.shortcut_seconds=8"]
+    )  # past its setup, even on a busy machine
     err = capsys.readouterr().err
     assert code == 2 and err.count("error:") == 1, err
     assert "stopped after" in err and "of 400 training combinations conjoined" in err and "at least" in err
@@ -96,7 +98,7 @@ def test_the_compilation_limit_counts_cpu_seconds_not_a_busy_machines_wall_clock
     spin = time.thread_time() + 0.3
     while time.thread_time() < spin:  # the thread computes: this is what the limit counts
         pass
-    with pytest.raises(_CompileStopped, match="0.2 s"):
+    with pytest.raises(_CompileStopped, match="0.2 CPU seconds"):
         applies.check(manager)
 
 

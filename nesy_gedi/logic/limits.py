@@ -62,7 +62,9 @@ class _Applies:
             self.manager, self.deadline, self.count = manager, now + self.limits.compile_seconds, 0
         self.count += 1
         if now > self.deadline:
-            raise _CompileStopped(f"{self.limits.compile_seconds:g} s (limits.compile_seconds), {self.count:,} applies")
+            raise _CompileStopped(
+                f"{self.limits.compile_seconds:g} CPU seconds (limits.compile_seconds), {self.count:,} applies"
+            )
 
     def open(self) -> None:
         if self.depth == 0:
@@ -99,7 +101,7 @@ class _Watch:
     def process_message(self, *_: object) -> None:
         self.messages += 1
         if self.messages % 1024 == 0 and time.thread_time() > self.deadline:
-            raise _Stopped(f"{self.limits.grounding_seconds:g} s (limits.grounding_seconds)")
+            raise _Stopped(f"{self.limits.grounding_seconds:g} CPU seconds (limits.grounding_seconds)")
 
     def call_create(self, *_: object, **__: object) -> None:
         pass
