@@ -318,8 +318,9 @@ def _csv(jobs: list[Job], results: list[dict]) -> str:
 
 def _program_report(grouped: dict[str, list[dict]], results: list[dict]) -> list[str]:
     return [
-        "Runs: a finished run is *grounded* when its Acc(C) reaches the task's `eval.grounded_at` (*grounded "
-        "with labels* when labelled images chose its naming, `naming_labels`: never counted as unsupervised), "
+        "Runs: a finished run is *grounded* when the Acc(C) of every network reaches the task's `eval.grounded_at` "
+        "(*grounded with labels* when labelled images chose its naming or trained its networks, `naming_labels` or "
+        "`concept_labels`: never counted as unsupervised), "
         "else a *shortcut* when its Acc(Y) reaches `eval.task_at`, else *failed*; the shortcut rate is shortcuts / "
         "finished runs. *s per run*: median training + evaluation seconds, with the seconds of the run's "
         "own pretraining (`networks.<name>.pretrain`; `method[objective]` names it) included. Runs whose "
