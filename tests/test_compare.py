@@ -124,6 +124,7 @@ def test_the_label_budget_grid_writes_its_table_and_plot(tmp_path, capsys):
     report = (out / "comparison.md").read_text()
     assert "## Label budget" in report and "Fewest labels per concept" in report
     assert "dpl with naming labels" in report and "naming_labels" in report  # refused, and why
+    assert "- dpl + naming labels:" not in report  # and given no curve of its unlabelled point alone
     assert "dpl + 20 concept labels" in report  # the labelled runs are their own rows, never mixed with dpl's
 
 
@@ -139,3 +140,7 @@ def test_the_fewest_labels_count_the_unlabelled_point_in_every_use():
     assert fewest(points, 0.86) == {("m", "concept"): None, ("m", "naming"): 1}  # 5 labels: mean Acc(C) of a 0.85
     assert fewest(points, 0.84) == {("m", "concept"): 5, ("m", "naming"): 1}
     assert fewest([Point("m", "concept", 0, [run(0.95)]), *points[1:]], 0.85)[("m", "naming")] == 0
+    # a use with no labelled point of its method (refused, as naming labels for dpl) gets no curve
+    refused = [Point("d", "naming", 0, [run(0.5)]), Point("d", "concept", 5, [run(0.9)])]
+    assert fewest(refused, 0.85) == {("d", "concept"): 5}
+    assert fewest(refused[:1], 0.85) == {("d", "naming"): None}  # --labels 0 alone: the one point still counts

@@ -72,10 +72,12 @@ def _reaches(point: Point, target: float) -> bool:
 
 
 def _curves(points: list[Point]) -> dict[tuple[str, str], list[Point]]:
-    """Per (method, use), its points by budget; the unlabelled point starts every use's curve of its method."""
+    """Per (method, use), its points by budget; the unlabelled point starts every curve its method has labelled
+    points on (a use refused for the method, as naming labels for `dpl`, gets no curve of one point)."""
     curves: dict[tuple[str, str], list[Point]] = {}
     for p in points:
-        for use in [p.use] if p.per_concept else sorted({q.use for q in points if q.method == p.method}):
+        labelled = {q.use for q in points if q.method == p.method and q.per_concept}
+        for use in [p.use] if p.per_concept else sorted(labelled or {p.use}):
             curves.setdefault((p.method, use), []).append(p)
     return {key: sorted(line, key=lambda p: p.per_concept) for key, line in curves.items()}
 
